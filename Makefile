@@ -1,0 +1,50 @@
+# Every target installs what it needs into .venv/ first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export OMP_NUM_THREADS ?= 2
+export MXNET_SUBGRAPH_VERBOSE := 0
+
+.PHONY: install test test-system demo bench-recordio bench-train bench-quality bench-serve image image-test image-gpu-check clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q tests
+
+test-system: install
+	$(PY) -m pytest -q -m system tests
+
+demo: install
+	$(PY) -m demo.run_demo
+
+bench-recordio: install
+	$(PY) -m bench.bench_recordio
+
+bench-train: install
+	$(PY) -m bench.bench_train
+
+bench-quality: install
+	$(PY) -m bench.bench_quality
+
+bench-serve: install
+	$(PY) -m bench.bench_serve
+
+image:
+	bash container/build_image.sh cpu
+
+image-test: install
+	bash container/image_test.sh
+
+image-gpu-check:
+	bash container/build_image.sh gpu && bash container/gpu_ldd_check.sh
+
+clean:
+	rm -rf $(VENV) build demo_run

@@ -1,0 +1,39 @@
+"""Constants shared by every part of the project: reserved ids, file names, channel names."""
+
+PAD_SYMBOL = "<pad>"
+UNK_SYMBOL = "<unk>"
+BOS_SYMBOL = "<s>"
+EOS_SYMBOL = "</s>"
+PAD_ID = 0
+UNK_ID = 1
+BOS_ID = 2
+EOS_ID = 3
+RESERVED_SYMBOLS = (PAD_SYMBOL, UNK_SYMBOL, BOS_SYMBOL, EOS_SYMBOL)
+
+SOURCE_FEATURE = "source"
+TARGET_FEATURE = "target"
+
+# SageMaker channels and the files inside them.
+TRAIN_CHANNEL = "train"
+VALIDATION_CHANNEL = "validation"
+VOCAB_CHANNEL = "vocab"
+TRAIN_FILE = "train.rec"
+VALIDATION_FILE = "val.rec"
+VOCAB_SOURCE_FILE = "vocab.src.json"
+VOCAB_TARGET_FILE = "vocab.trg.json"
+
+# Files of a trained model under /opt/ml/model.
+MODEL_PARAMS_FILE = "params.best"
+MODEL_CONFIG_FILE = "config.json"
+MODEL_METRICS_FILE = "metrics.json"
+MODEL_VERSION_FILE = "version"
+
+# Files of the training state under /opt/ml/checkpoints.
+TRAINING_STATE_DIR = "training_state"
+
+# Files under /opt/ml/output.
+FAILURE_FILE = "failure"
+SUCCESS_FILE = "success"
+METRICS_CSV_FILE = "metrics.csv"
+METRICS_JSON_FILE = "metrics.json"
+CURVES_PNG_FILE = "training_curves.png"
