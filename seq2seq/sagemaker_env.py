@@ -1,0 +1,286 @@
+"""SageMaker's /opt/ml contract: where things are, and readers for the input configuration files.
+
+Nothing here touches the file system at import time. `SAGEMAKER_BASE_DIR` relocates `/opt/ml`
+(local runs and tests); it is read when a `SageMakerPaths` is created.
+"""
+
+import json
+import os
+import socket
+import stat
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from seq2seq import constants
+from seq2seq.errors import DistributedError, UserError
+
+DEFAULT_BASE_DIR = "/opt/ml"
+BASE_DIR_VARIABLE = "SAGEMAKER_BASE_DIR"
+RECORD_SUFFIX = ".rec"
+INPUT_MODES = ("File", "Pipe")
+DEFAULT_HOST = "algo-1"
+DEFAULT_INTERFACE = "eth0"
+
+
+def _base_dir_from_environment() -> str:
+    return os.environ.get(BASE_DIR_VARIABLE, DEFAULT_BASE_DIR)
+
+
+@dataclass(frozen=True)
+class SageMakerPaths:
+    """Paths of the SageMaker container layout under `base_dir` (default: $SAGEMAKER_BASE_DIR or /opt/ml)."""
+
+    base_dir: str = field(default_factory=_base_dir_from_environment)
+
+    @property
+    def input_config_dir(self) -> str:
+        return os.path.join(self.base_dir, "input", "config")
+
+    @property
+    def hyperparameters_file(self) -> str:
+        return os.path.join(self.input_config_dir, "hyperparameters.json")
+
+    @property
+    def inputdataconfig_file(self) -> str:
+        return os.path.join(self.input_config_dir, "inputdataconfig.json")
+
+    @property
+    def resourceconfig_file(self) -> str:
+        return os.path.join(self.input_config_dir, "resourceconfig.json")
+
+    @property
+    def data_dir(self) -> str:
+        return os.path.join(self.base_dir, "input", "data")
+
+    def channel_dir(self, channel: str) -> str:
+        """File-mode directory of a channel: <data_dir>/<channel>."""
+        return os.path.join(self.data_dir, channel)
+
+    def pipe_path(self, channel: str, epoch: int) -> str:
+        """Pipe-mode FIFO of a channel for one epoch (0-based): <data_dir>/<channel>_<epoch>."""
+        return os.path.join(self.data_dir, f"{channel}_{epoch}")
+
+    @property
+    def model_dir(self) -> str:
+        return os.path.join(self.base_dir, "model")
+
+    @property
+    def output_dir(self) -> str:
+        return os.path.join(self.base_dir, "output")
+
+    @property
+    def output_data_dir(self) -> str:
+        return os.path.join(self.output_dir, "data")
+
+    @property
+    def failure_file(self) -> str:
+        return os.path.join(self.output_dir, constants.FAILURE_FILE)
+
+    @property
+    def success_file(self) -> str:
+        return os.path.join(self.output_dir, constants.SUCCESS_FILE)
+
+    @property
+    def checkpoint_dir(self) -> str:
+        """SageMaker's default CheckpointConfig.LocalPath, synced to S3 and restored on restart."""
+        return os.path.join(self.base_dir, "checkpoints")
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    """One channel of inputdataconfig.json."""
+
+    name: str
+    input_mode: str = "File"                       # "File" or "Pipe" (FastFile is reported as File)
+    content_type: Optional[str] = None
+    s3_distribution_type: str = "FullyReplicated"  # or "ShardedByS3Key"
+    record_wrapper_type: str = "None"              # or "RecordIO"
+
+    @property
+    def is_pipe(self) -> bool:
+        return self.input_mode == "Pipe"
+
+
+def _read_json(path: str, what: str):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: {what} is not valid JSON ({exc})") from exc
+    except OSError as exc:
+        raise UserError(f"{path}: {what} cannot be read ({exc.strerror})") from exc
+
+
+def _channel_config(path: str, name: str, entry) -> ChannelConfig:
+    if not isinstance(entry, dict):
+        raise UserError(f"{path}: channel '{name}' must be a JSON object, got {json.dumps(entry)}")
+    mode = entry.get("TrainingInputMode", "File")
+    mode = "File" if mode == "FastFile" else mode
+    if mode not in INPUT_MODES:
+        raise UserError(f"{path}: channel '{name}' has TrainingInputMode {json.dumps(mode)}; "
+                        f"allowed: File, FastFile, Pipe")
+    return ChannelConfig(name=name, input_mode=mode, content_type=entry.get("ContentType"),
+                         s3_distribution_type=entry.get("S3DistributionType", "FullyReplicated"),
+                         record_wrapper_type=entry.get("RecordWrapperType", "None"))
+
+
+def read_input_data_config(paths: SageMakerPaths) -> dict:
+    """Channels by name from inputdataconfig.json: `{name: ChannelConfig}`.
+
+    Without the file (local runs), every directory under data_dir is a File-mode channel.
+    """
+    path = paths.inputdataconfig_file
+    if not os.path.exists(path):
+        if not os.path.isdir(paths.data_dir):
+            return {}
+        return {name: ChannelConfig(name) for name in sorted(os.listdir(paths.data_dir))
+                if os.path.isdir(paths.channel_dir(name))}
+    raw = _read_json(path, "the input data configuration")
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: must be a JSON object of channels, got {type(raw).__name__}")
+    return {name: _channel_config(path, name, entry) for name, entry in raw.items()}
+
+
+@dataclass(frozen=True)
+class RecordSource:
+    """Where one channel's records come from: a .rec file (File mode) or a FIFO (Pipe mode)."""
+
+    path: str
+    is_pipe: bool = False
+
+
+def _channel_config_for(paths: SageMakerPaths, channel: str, configs: Optional[dict]) -> ChannelConfig:
+    configs = read_input_data_config(paths) if configs is None else configs
+    return configs.get(channel, ChannelConfig(channel))
+
+
+def list_record_files(directory: str) -> list:
+    """Every *.rec file under `directory` (recursively), sorted by path relative to it."""
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        found += [os.path.join(root, name) for name in files if name.endswith(RECORD_SUFFIX)]
+    return sorted(found, key=lambda path: os.path.relpath(path, directory))
+
+
+def channel_record_sources(paths: SageMakerPaths, channel: str, epoch: int = 0, configs: dict = None,
+                           pipe_timeout_seconds: float = 300.0) -> list:
+    """The record sources of `channel` for one epoch (0-based), as a list of `RecordSource`.
+
+    File mode: every .rec file in <data_dir>/<channel>/, sorted; UserError if the directory is
+    missing or holds no non-empty .rec file. Pipe mode: the FIFO <data_dir>/<channel>_<epoch>,
+    waited for up to `pipe_timeout_seconds`. `configs` defaults to `read_input_data_config(paths)`.
+    """
+    config = _channel_config_for(paths, channel, configs)
+    if config.is_pipe:
+        return [RecordSource(wait_for_pipe(paths.pipe_path(channel, epoch), channel, pipe_timeout_seconds), True)]
+    directory = paths.channel_dir(channel)
+    if not os.path.isdir(directory):
+        raise UserError(f"channel '{channel}': directory {directory} does not exist; "
+                        f"the job needs a '{channel}' channel of .rec files")
+    files = list_record_files(directory)
+    if not files:
+        raise UserError(f"channel '{channel}': no {RECORD_SUFFIX} file in {directory}")
+    if all(os.path.getsize(path) == 0 for path in files):
+        raise UserError(f"channel '{channel}': every {RECORD_SUFFIX} file in {directory} is empty "
+                        f"({', '.join(os.path.basename(p) for p in files)})")
+    return [RecordSource(path) for path in files]
+
+
+def wait_for_pipe(path: str, channel: str, timeout_seconds: float, poll_seconds: float = 0.1) -> str:
+    """Wait until the Pipe-mode FIFO `path` exists; UserError naming it after `timeout_seconds`."""
+    deadline = time.monotonic() + timeout_seconds
+    while not os.path.exists(path):
+        if time.monotonic() >= deadline:
+            raise UserError(f"channel '{channel}' is in Pipe mode but its FIFO {path} did not appear "
+                            f"within {timeout_seconds:g} s")
+        time.sleep(poll_seconds)
+    if not stat.S_ISFIFO(os.stat(path).st_mode) and not os.path.isfile(path):
+        raise UserError(f"channel '{channel}': {path} is neither a FIFO nor a file")
+    return path
+
+
+def vocab_files(paths: SageMakerPaths, configs: dict = None) -> tuple:
+    """(source, target) vocabulary files of the vocab channel; UserError naming what is missing."""
+    channel = constants.VOCAB_CHANNEL
+    if _channel_config_for(paths, channel, configs).is_pipe:
+        raise UserError(f"channel '{channel}' must use File mode: its two JSON files cannot be told apart "
+                        "in a Pipe-mode stream")
+    directory = paths.channel_dir(channel)
+    if not os.path.isdir(directory):
+        raise UserError(f"channel '{channel}': directory {directory} does not exist; the job needs a "
+                        f"'{channel}' channel with {constants.VOCAB_SOURCE_FILE} and {constants.VOCAB_TARGET_FILE}")
+    found = []
+    for name in (constants.VOCAB_SOURCE_FILE, constants.VOCAB_TARGET_FILE):
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path):
+            present = ", ".join(sorted(os.listdir(directory))) or "nothing"
+            raise UserError(f"channel '{channel}': {name} is missing from {directory} (it holds: {present})")
+        found.append(path)
+    return tuple(found)
+
+
+@dataclass(frozen=True)
+class ResourceConfig:
+    """The hosts of the training job from resourceconfig.json; `hosts` sorted, host 0 is the master."""
+
+    current_host: str = DEFAULT_HOST
+    hosts: tuple = (DEFAULT_HOST,)
+    network_interface_name: str = DEFAULT_INTERFACE
+
+    @property
+    def host_rank(self) -> int:
+        return self.hosts.index(self.current_host)
+
+    @property
+    def is_master(self) -> bool:
+        return self.host_rank == 0
+
+    @property
+    def num_hosts(self) -> int:
+        return len(self.hosts)
+
+    @property
+    def master_host(self) -> str:
+        return self.hosts[0]
+
+
+def read_resource_config(paths: SageMakerPaths) -> ResourceConfig:
+    """Read resourceconfig.json; without it, a single host 'algo-1'."""
+    path = paths.resourceconfig_file
+    if not os.path.exists(path):
+        return ResourceConfig()
+    raw = _read_json(path, "the resource configuration")
+    hosts = raw.get("hosts") if isinstance(raw, dict) else None
+    current = raw.get("current_host") if isinstance(raw, dict) else None
+    if not isinstance(hosts, list) or not hosts or not all(isinstance(h, str) and h for h in hosts):
+        raise UserError(f"{path}: 'hosts' must be a non-empty list of host names, got {json.dumps(hosts)}")
+    if len(set(hosts)) != len(hosts):
+        raise UserError(f"{path}: 'hosts' lists a host twice: {json.dumps(hosts)}")
+    if current not in hosts:
+        raise UserError(f"{path}: 'current_host' {json.dumps(current)} is not one of the hosts {json.dumps(hosts)}")
+    interface = raw.get("network_interface_name") or DEFAULT_INTERFACE
+    return ResourceConfig(current_host=current, hosts=tuple(sorted(hosts)), network_interface_name=interface)
+
+
+def resolve_host(name: str, retries: int = 30, delay_seconds: float = 1.0) -> str:
+    """IPv4 address of `name`, trying `retries` more times `delay_seconds` apart if DNS is not ready yet.
+
+    Raises DistributedError naming the host after the last failed attempt.
+    """
+    last_error = None
+    for attempt in range(retries + 1):
+        try:
+            return socket.gethostbyname(name)
+        except OSError as exc:
+            last_error = exc
+            if attempt < retries:
+                time.sleep(delay_seconds)
+    raise DistributedError(f"cannot resolve host '{name}' after {retries + 1} attempts "
+                           f"over {retries * delay_seconds:g} s: {last_error}")
+
+
+def resolve_hosts(config: ResourceConfig, retries: int = 30, delay_seconds: float = 1.0) -> dict:
+    """`{host: ip}` for every host of the job."""
+    return {host: resolve_host(host, retries, delay_seconds) for host in config.hosts}
