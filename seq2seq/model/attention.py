@@ -1,0 +1,56 @@
+"""Source attention: scores every query step against every (unpadded) source position."""
+
+from mxnet.gluon import HybridBlock, nn
+
+ATTENTION_TYPES = ("dot", "mlp", "bilinear", "fixed")
+
+
+class KeyProjection(HybridBlock):
+    """Computed once per source batch: `(batch, src_len, enc_hidden)` -> keys `(batch, src_len, key_size)`."""
+
+    def __init__(self, attention_type: str, num_hidden: int, query_size: int, encoded_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self._type = attention_type
+        with self.name_scope():
+            if attention_type in ("mlp", "bilinear"):
+                size = num_hidden if attention_type == "mlp" else query_size
+                self.projection = nn.Dense(size, flatten=False, use_bias=False, in_units=encoded_size, prefix="key_")
+
+    def hybrid_forward(self, F, encoded):
+        return self.projection(encoded) if self._type in ("mlp", "bilinear") else encoded
+
+
+class Attention(HybridBlock):
+    """Masked attention over the source.
+
+    dot: q·k (keys = encoder states; q is the decoder state, same size); bilinear: q·(W k);
+    mlp: v·tanh(W_q q + W_k k); fixed: uniform over the valid source positions.
+    """
+
+    def __init__(self, attention_type: str, num_hidden: int, query_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self._type = attention_type
+        with self.name_scope():
+            if attention_type == "mlp":
+                self.query_projection = nn.Dense(num_hidden, flatten=False, in_units=query_size, prefix="query_")
+                self.score_vector = nn.Dense(1, flatten=False, use_bias=False, in_units=num_hidden, prefix="score_")
+
+    def hybrid_forward(self, F, query, keys, values, source_length):
+        """query `(batch, steps, q)`, keys `(batch, src_len, k)`, values `(batch, src_len, v)`, source_length `(batch,)`.
+
+        Returns context `(batch, steps, v)` and weights `(batch, steps, src_len)`; padded positions get weight 0.
+        """
+        scores = self._scores(F, query, keys)                             # (batch, steps, src_len)
+        lengths = F.broadcast_like(F.expand_dims(source_length, axis=1), F.slice_axis(scores, axis=2, begin=0, end=1)
+                                   .reshape((0, 0)), lhs_axes=(1,), rhs_axes=(1,)).astype("int32")
+        weights = F.softmax(scores, length=lengths, axis=-1, use_length=True)
+        return F.batch_dot(weights, values), weights
+
+    def _scores(self, F, query, keys):
+        if self._type == "mlp":
+            hidden = F.broadcast_add(F.expand_dims(self.query_projection(query), axis=2), F.expand_dims(keys, axis=1))
+            return self.score_vector(F.tanh(hidden)).reshape((0, 0, 0))
+        if self._type == "fixed":
+            return F.zeros_like(F.batch_dot(F.slice_axis(query, axis=2, begin=0, end=1),
+                                            F.slice_axis(keys, axis=2, begin=0, end=1), transpose_b=True))
+        return F.batch_dot(query, keys, transpose_b=True)
