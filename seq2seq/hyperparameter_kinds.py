@@ -43,9 +43,9 @@ class Kind:
 class Int(Kind):
     """An integer in [low, high], minus `exclude`. Accepts 64, 64.0, "64"; rejects booleans."""
 
-    def __init__(self, low: int = None, high: int = None, exclude: tuple = ()):
+    def __init__(self, low: int = None, high: int = None, exclude: tuple = (), allowed: str = None):
         self.low, self.high, self.exclude = low, high, tuple(exclude)
-        self.allowed = _range_text("integer", low, high, False, False, exclude)
+        self.allowed = allowed or _range_text("integer", low, high, False, False, exclude)
 
     def parse(self, value):
         number = _to_int(value)

@@ -45,7 +45,9 @@ class Hyperparameters:
     # --- Amazon's built-in Seq2Seq names and defaults ---
     batch_size: int = _hp(64, _POSITIVE, "Mini-batch size in sentence pairs, split across all devices.")
     beam_size: int = _hp(5, _POSITIVE, "Beam width for BLEU during training and for inference.")
-    bleu_sample_size: int = _hp(0, Int(-1), "Validation sentences decoded for BLEU; 0 = no BLEU, -1 = all.")
+    bleu_sample_size: int = _hp(
+        0, Int(-1, allowed="-1 (all), 0 (no BLEU) or integer >= 1"),
+        "Validation sentences decoded for BLEU; 0 = no BLEU, -1 = all.")
     bucket_width: int = _hp(10, _POSITIVE, "Width of the length buckets (tokens).")
     bucketing_enabled: bool = _hp(True, Bool(), "false = pad every batch to the maximum lengths.")
     checkpoint_frequency_num_batches: int = _hp(
@@ -72,7 +74,8 @@ class Hyperparameters:
         "plateau_reduce", Choice("plateau_reduce", "fixed_rate_inv_t", "fixed_rate_inv_sqrt_t"),
         "Learning-rate schedule.")
     max_num_batches: int = _hp(
-        -1, Int(-1, exclude=(0,)), "Maximum number of updates; -1 = no limit.")
+        -1, Int(-1, exclude=(0,), allowed="-1 (no limit) or integer >= 1"),
+        "Maximum number of updates; -1 = no limit.")
     max_num_epochs: Optional[int] = _hp(
         None, Maybe(_POSITIVE), "Stop after this many epochs; if set, training runs this long despite "
         "early stopping.")
@@ -141,9 +144,15 @@ class Hyperparameters:
     reserved: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
-        errors, typed = _check_fields({f.name: getattr(self, f.name) for f in _fields()})
-        errors += _cross_field_errors(typed, failed=set())
+        """Validate every field (so direct construction and `dataclasses.replace` are checked too)
+        and store the canonical values (e.g. 64.0 -> 64, "GPU:0" -> "gpu:0")."""
+        values = self.to_dict()
+        errors, typed = _check_fields(values)
+        errors += _cross_field_errors(typed, failed=set(values) - set(typed))
         _raise_if_errors(errors)
+        for name, value in typed.items():
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "reserved", dict(self.reserved))
 
     @property
     def attention_num_hidden(self) -> int:

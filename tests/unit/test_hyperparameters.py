@@ -112,8 +112,9 @@ def test_parse_devices_rejects_garbage():
     ("batch_size", "6.5", "integer >= 1"),
     ("batch_size", "true", "integer >= 1"),
     ("beam_size", "-2", "integer >= 1"),
-    ("bleu_sample_size", "-2", "integer >= -1"),
-    ("max_num_batches", "0", "integer >= -1 except 0"),
+    ("bleu_sample_size", "-2", "-1 (all), 0 (no BLEU) or integer >= 1"),
+    ("max_num_batches", "0", "-1 (no limit) or integer >= 1"),
+    ("max_num_batches", "-3", "-1 (no limit) or integer >= 1"),
     ("max_num_epochs", "0", "none or integer >= 1"),
     ("min_num_epochs", "-1", "integer >= 0"),
     ("bucketing_enabled", "yes", "true or false"),
@@ -260,6 +261,12 @@ def test_direct_construction_is_validated():
     with pytest.raises(HyperparameterError, match="must be even"):
         dataclasses.replace(Hyperparameters(), rnn_num_hidden=7)
     assert dataclasses.replace(Hyperparameters(), rnn_num_hidden=8).rnn_num_hidden == 8
+
+
+def test_direct_construction_stores_canonical_values():
+    params = Hyperparameters(batch_size=32.0, devices="GPU:0, 1", optimizer_type="SGD", momentum=0)
+    assert (params.batch_size, params.devices, params.optimizer_type, params.momentum) == (32, "gpu:0,1", "sgd", 0.0)
+    assert type(params.batch_size) is int and type(params.momentum) is float
 
 
 def test_frozen_and_hashable():
