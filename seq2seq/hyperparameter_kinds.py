@@ -11,24 +11,31 @@ import re
 _NONE_WORDS = ("none", "null", "")
 _TRUE_WORDS = ("true",)
 _FALSE_WORDS = ("false",)
+_MAX_QUOTING_LEVELS = 4
 
 
 def decode_value(raw):
     """Undo SageMaker's string encoding: `"64"` -> 64, `"\\"adam\\""` -> "adam", `"True"` -> "True".
 
     Strings are tried as JSON (as the SageMaker training toolkit does) and kept as text when that
-    fails or yields a list or object. Non-strings are returned as they are.
+    fails or yields a list or object. A JSON string that is itself still quoted (a value encoded
+    twice, e.g. `json.dumps` by the user and again by the SDK) is decoded again. Non-strings are
+    returned as they are.
     """
-    if not isinstance(raw, str):
-        return raw
-    text = raw.strip()
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return text
-    if isinstance(value, (list, dict)):
-        return text
-    return value.strip() if isinstance(value, str) else value
+    for _ in range(_MAX_QUOTING_LEVELS):
+        if not isinstance(raw, str):
+            return raw
+        text = raw.strip()
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(value, (list, dict)):
+            return text
+        if not (isinstance(value, str) and value.strip().startswith('"')):
+            return value.strip() if isinstance(value, str) else value
+        raw = value
+    return raw
 
 
 class Kind:

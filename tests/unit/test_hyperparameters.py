@@ -6,6 +6,7 @@ import json
 import pytest
 
 from seq2seq.errors import HyperparameterError, UserError
+from seq2seq.hyperparameter_kinds import decode_value
 from seq2seq.hyperparameters import (
     Hyperparameters, documentation_rows, load_hyperparameters_file, names, parse_devices, parse_hyperparameters,
 )
@@ -46,6 +47,24 @@ def test_defaults_are_amazons_and_ours():
     assert values == {**AMAZON_DEFAULTS, **OUR_DEFAULTS}
     assert set(names()) == set(AMAZON_DEFAULTS) | set(OUR_DEFAULTS)
     assert Hyperparameters() == parse_hyperparameters({})
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("64", 64), (" 0.5 ", 0.5), ("true", True), ("True", "True"), ("null", None), ("adam", "adam"),
+    ('"adam"', "adam"), ('"\\"adam\\""', "adam"), ('" 64 "', "64"), ("[1, 2]", "[1, 2]"), ('{"a": 1}', '{"a": 1}'),
+    (7, 7), (None, None), (False, False),
+])
+def test_decode_value(raw, expected):
+    assert decode_value(raw) == expected
+
+
+@pytest.mark.parametrize("encode", [json.dumps, str, lambda value: json.dumps(json.dumps(value))],
+                         ids=["sdk-json", "sdk-str", "double-quoted"])
+def test_every_default_survives_each_sdk_encoding(encode):
+    """SDK >= 2.110 sends json.dumps(value), older ones str(value) ("True", "None"); all must parse back."""
+    defaults = Hyperparameters().to_dict()
+    encoded = {name: encode(value) for name, value in defaults.items()}
+    assert parse_hyperparameters(encoded).to_dict() == defaults
 
 
 @pytest.mark.parametrize("raw", [64, "64", '"64"', " 64 ", "64.0", '"64.0"', 64.0])
