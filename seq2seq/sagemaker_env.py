@@ -173,6 +173,9 @@ def channel_record_sources(paths: SageMakerPaths, channel: str, epoch: int = 0, 
     waited for up to `pipe_timeout_seconds`. `configs` defaults to `read_input_data_config(paths)`.
     """
     config = _channel_config_for(paths, channel, configs)
+    if config.record_wrapper_type not in ("None", None):
+        raise UserError(f"channel '{channel}' has RecordWrapperType {json.dumps(config.record_wrapper_type)}; "
+                        "the .rec files are RecordIO-protobuf already, so it must be \"None\"")
     if config.is_pipe:
         return [RecordSource(wait_for_pipe(paths.pipe_path(channel, epoch), channel, pipe_timeout_seconds), True)]
     directory = paths.channel_dir(channel)

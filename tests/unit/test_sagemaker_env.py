@@ -136,6 +136,13 @@ def test_channel_with_only_empty_rec_files(paths):
         channel_record_sources(paths, "train")
 
 
+def test_record_wrapper_recordio_is_refused(paths):
+    write_file(os.path.join(paths.channel_dir("train"), "train.rec"))
+    configs = {"train": ChannelConfig("train", record_wrapper_type="RecordIO")}
+    with pytest.raises(UserError, match="channel 'train' has RecordWrapperType \"RecordIO\"; .* must be \"None\""):
+        channel_record_sources(paths, "train", configs=configs)
+
+
 def test_pipe_mode_source_is_the_epoch_fifo(paths):
     configs = {"train": ChannelConfig("train", "Pipe")}
     os.makedirs(paths.data_dir)
