@@ -1,0 +1,48 @@
+"""gunicorn configuration of the inference server (used by `container/serve`).
+
+gthread workers: each worker runs many request threads that feed one decoder thread (dynamic
+batching, see seq2seq.serving.batching). The master imports only seq2seq.serving.settings, never
+MXNet; each worker loads the model after the fork, worker slot i on GPU i mod n (or the CPU).
+"""
+import os
+import sys
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+if os.path.isdir(os.path.join(_ROOT, "seq2seq")) and _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from seq2seq.serving.settings import ServingSettings, worker_context  # noqa: E402
+
+_settings = ServingSettings.from_env()
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = _settings.workers
+worker_class = "gthread"
+threads = _settings.worker_threads
+timeout = _settings.timeout_s
+graceful_timeout = _settings.graceful_timeout_s
+keepalive = 75  # longer than a load balancer's idle timeout, so it never hits a closed connection
+errorlog = "-"
+loglevel = os.environ.get("SEQ2SEQ_LOG_LEVEL", "info")
+accesslog = "-" if _settings.access_log else None
+proc_name = "seq2seq-serve"
+
+
+def pre_fork(server, worker):
+    """In the master: give the new worker the lowest slot no live worker holds (it picks the GPU)."""
+    taken = {getattr(other, "seq2seq_slot", None) for other in server.WORKERS.values()}
+    slot = 0
+    while slot in taken:
+        slot += 1
+    worker.seq2seq_slot = slot
+
+
+def post_fork(server, worker):
+    """In the worker: choose its device, size its OpenMP pool, and start loading the model."""
+    context = worker_context(worker.seq2seq_slot, _settings.num_gpus)
+    if "OMP_NUM_THREADS" not in os.environ:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _settings.workers))
+    from seq2seq.serving import wsgi
+
+    server.log.info("worker %d (slot %d) loads the model on %s", worker.pid, worker.seq2seq_slot, context)
+    wsgi.start_worker(context)

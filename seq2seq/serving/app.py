@@ -1,0 +1,158 @@
+"""The Flask app of the endpoint: /ping, /execution-parameters and /invocations.
+
+`create_app(provider, settings)` takes a translator provider (see seq2seq.serving.providers) so that
+tests can serve a fake or an eagerly loaded translator, and the server a lazily loading, batching one.
+
+Status codes: 200 success (never with an error inside), 400 malformed body / missing field / bad
+configuration, 404/405 unknown route or method, 406 unacceptable Accept, 413 body over
+SAGEMAKER_MAX_PAYLOAD_IN_MB, 415 unknown Content-Type, 500 internal error (traceback only in the
+log), 503 model not loaded, 504 decoding over SAGEMAKER_MODEL_SERVER_TIMEOUT. Errors are
+`{"error": "<what and where>"}`.
+"""
+import json
+import logging
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import List
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from seq2seq.errors import Seq2SeqError, UserError
+from seq2seq.serving import formats
+from seq2seq.serving.http_errors import DecodeTimeoutError, ModelNotReadyError, payload_too_large
+from seq2seq.serving.options import apply_overrides
+from seq2seq.serving.settings import ServingSettings
+
+logger = logging.getLogger(__name__)
+TRUNCATED_HEADER = "X-Seq2Seq-Truncated-Instances"
+READ_CHUNK_BYTES = 1 << 16
+
+
+def create_app(provider, settings: ServingSettings = None) -> Flask:
+    """A Flask app serving translations from `provider`; `settings` default to ServingSettings()."""
+    settings = settings or ServingSettings()
+    app = Flask("seq2seq.serving")
+    app.extensions["seq2seq_provider"] = provider
+
+    @app.before_request
+    def _start_provider():
+        start = getattr(provider, "start", None)
+        if start is not None:
+            start()  # lazy fallback when no post_fork hook started the load; idempotent
+
+    @app.get("/ping")
+    def ping():
+        if provider.is_ready():
+            return Response(status=200)
+        try:
+            provider.translator()
+        except ModelNotReadyError as error:
+            return _error_response(error.message, error.status)
+        return Response(status=200)
+
+    @app.get("/execution-parameters")
+    def execution_parameters():
+        return _json_response({
+            "MaxConcurrentTransforms": settings.max_concurrent_transforms,
+            "BatchStrategy": settings.batch_strategy,
+            "MaxPayloadInMB": _payload_mb(settings.max_payload_mb),
+        }, 200)
+
+    @app.post("/invocations")
+    def invocations():
+        return _invoke(provider, settings)
+
+    _register_error_handlers(app)
+    return app
+
+
+def _invoke(provider, settings: ServingSettings) -> Response:
+    request_type = formats.request_format(request.headers.get("Content-Type"))
+    response_type = formats.response_format(request.headers.get("Accept"), request_type)
+    translator = provider.translator()
+    body = _read_body(settings)
+    instances = formats.parse_request(body, request_type, translator.source_vocab)
+    options = [apply_overrides(translator.default_options, instance.overrides) for instance in instances]
+    translations = _translate(provider, instances, options, settings.timeout_s)
+    payload = formats.render_response(translations, [o.attention_matrix for o in options], response_type)
+    response = Response(payload, status=200, mimetype=response_type)
+    truncated = [str(index) for index, translation in enumerate(translations) if translation.source_truncated]
+    if truncated:
+        response.headers[TRUNCATED_HEADER] = ",".join(truncated)
+        logger.info("truncated %d of %d sources to the model's max_seq_len_source", len(truncated), len(instances))
+    return response
+
+
+def _read_body(settings: ServingSettings) -> bytes:
+    """The request body; 413 once it exceeds SAGEMAKER_MAX_PAYLOAD_IN_MB, with or without Content-Length.
+
+    Read by hand because werkzeug's own limit silently truncates chunked bodies at the maximum.
+    """
+    limit = settings.max_payload_bytes
+    if limit is None:
+        return request.get_data(cache=False)
+    if request.content_length is not None and request.content_length > limit:
+        raise payload_too_large(request.content_length, settings.max_payload_mb)
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = request.stream.read(min(READ_CHUNK_BYTES, limit + 1 - len(body)))
+        if not chunk:
+            break
+        body += chunk
+    if len(body) > limit:
+        raise payload_too_large(request.content_length, settings.max_payload_mb)
+    return bytes(body)
+
+
+def _translate(provider, instances: List[formats.Instance], options: list, timeout_s: float) -> list:
+    """Decode every instance, one provider call per distinct DecodeOptions; results in request order."""
+    groups = {}
+    for index, option in enumerate(options):
+        groups.setdefault(option, []).append(index)
+    pending = [(indices, provider.submit([instances[i].source_ids for i in indices], option))
+               for option, indices in groups.items()]
+    deadline = time.monotonic() + timeout_s
+    results = [None] * len(instances)
+    for indices, future in pending:
+        try:
+            translations = future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except FutureTimeout:
+            for _, other in pending:
+                other.cancel()
+            raise DecodeTimeoutError(f"decoding {len(instances)} instances did not finish within {timeout_s} s "
+                                     f"(SAGEMAKER_MODEL_SERVER_TIMEOUT); send fewer or shorter sentences") from None
+        for index, translation in zip(indices, translations):
+            results[index] = translation
+    return results
+
+
+def _register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(Seq2SeqError)
+    def _seq2seq_error(error: Seq2SeqError):
+        if isinstance(error, UserError):
+            logger.info("rejected request (%d): %s", error.status, error.message)
+        else:
+            logger.error("request failed (%d): %s", error.status, error.message)
+        return _error_response(error.message, error.status)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        return _error_response(f"{error.name}: {error.description}", error.code or 500)
+
+    @app.errorhandler(Exception)
+    def _internal_error(error: Exception):
+        logger.exception("internal error while handling %s %s", request.method, request.path)
+        return _error_response(f"internal error ({type(error).__name__}); the server log has the details", 500)
+
+
+def _error_response(message: str, status: int) -> Response:
+    return _json_response({"error": message}, status)
+
+
+def _json_response(obj, status: int) -> Response:
+    return Response(json.dumps(obj, ensure_ascii=False), status=status, mimetype="application/json")
+
+
+def _payload_mb(value: float):
+    return int(value) if float(value).is_integer() else value

@@ -1,0 +1,40 @@
+"""Status-bearing errors of the endpoint. The app turns any Seq2SeqError into `{"error": message}`
+with the error's status; everything else becomes a 500 whose traceback goes only to the log."""
+from seq2seq.errors import Seq2SeqError, UserError
+
+
+class ModelNotReadyError(Seq2SeqError):
+    """The worker's model is still loading, or failed to load (503)."""
+
+    status = 503
+
+
+class DecodeTimeoutError(Seq2SeqError):
+    """Decoding did not finish within SAGEMAKER_MODEL_SERVER_TIMEOUT (504)."""
+
+    status = 504
+
+
+def bad_request(message: str) -> UserError:
+    """Malformed body, missing field or bad configuration (400)."""
+    return UserError(message, status=400)
+
+
+def unsupported_media_type(content_type: str, supported) -> UserError:
+    """Content-Type we cannot parse (415)."""
+    return UserError(f"unsupported Content-Type {content_type!r}; use one of {', '.join(supported)}",
+                     status=415)
+
+
+def not_acceptable(accept: str, supported) -> UserError:
+    """Accept header that allows none of our response types (406)."""
+    return UserError(f"cannot produce any type allowed by Accept {accept!r}; we produce {', '.join(supported)}",
+                     status=406)
+
+
+def payload_too_large(size_bytes, limit_mb: float) -> UserError:
+    """Request body above SAGEMAKER_MAX_PAYLOAD_IN_MB (413); `size_bytes` None when sent chunked."""
+    size = "sent chunked" if size_bytes is None else f"{size_bytes} bytes"
+    limit_bytes = int(limit_mb * 1024 * 1024)
+    return UserError(f"request body ({size}) exceeds the limit of {limit_bytes} bytes "
+                     f"(SAGEMAKER_MAX_PAYLOAD_IN_MB={limit_mb:g})", status=413)

@@ -1,0 +1,173 @@
+"""Serving settings read from the environment (SageMaker's variables plus a few of our own).
+
+This module must stay importable in the gunicorn master: it imports neither MXNet nor Flask, and it
+detects GPUs without initialising CUDA (CUDA does not survive `fork`).
+
+Variables:
+    SAGEMAKER_BIND_TO_PORT          port to listen on (default 8080)
+    SAGEMAKER_MODEL_SERVER_WORKERS  gunicorn workers (default: one per GPU, else `default_cpu_workers()`)
+    SAGEMAKER_MODEL_SERVER_TIMEOUT  seconds a request may take (default 60)
+    SAGEMAKER_MAX_PAYLOAD_IN_MB     largest request body in MB (default 6; 0 means no limit)
+    SAGEMAKER_BASE_DIR              replaces /opt/ml; the model is read from <base>/model
+    SAGEMAKER_BATCH_STRATEGY, SAGEMAKER_MAX_CONCURRENT_TRANSFORMS   reported by /execution-parameters
+    SEQ2SEQ_BATCH_WAIT_MS           how long the decoder waits to gather concurrent requests (default 5 ms)
+    SEQ2SEQ_MAX_BATCH_SENTENCES     most sentences decoded together from different requests (default 64)
+    SEQ2SEQ_WORKER_THREADS          request threads per worker (default 32)
+    SEQ2SEQ_GRACEFUL_TIMEOUT        seconds in-flight requests get after SIGTERM (default 25, under
+                                    SageMaker's 30 s before SIGKILL)
+    SEQ2SEQ_NUM_GPUS                overrides GPU detection (0 forces CPU)
+    SEQ2SEQ_ACCESS_LOG              "1" writes gunicorn's access log to stdout
+"""
+import glob
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+from seq2seq.errors import UserError
+
+DEFAULT_BASE_DIR = "/opt/ml"
+MODEL_SUBDIR = "model"
+BATCH_STRATEGIES = ("SINGLE_RECORD", "MULTI_RECORD")
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """Everything the server needs to know before it loads a model."""
+
+    port: int = 8080
+    host: str = "0.0.0.0"
+    workers: int = 1
+    worker_threads: int = 32
+    timeout_s: int = 60
+    graceful_timeout_s: int = 25
+    max_payload_mb: float = 6.0
+    base_dir: str = DEFAULT_BASE_DIR
+    batch_wait_ms: float = 5.0
+    max_batch_sentences: int = 64
+    num_gpus: int = 0
+    batch_strategy: str = "MULTI_RECORD"
+    max_concurrent_transforms: int = 1
+    access_log: bool = False
+
+    @property
+    def model_dir(self) -> str:
+        """The directory SageMaker unpacks `model.tar.gz` into."""
+        return os.path.join(self.base_dir, MODEL_SUBDIR)
+
+    @property
+    def max_payload_bytes(self) -> Optional[int]:
+        """Largest accepted request body in bytes; None when unlimited (MaxPayloadInMB 0)."""
+        if self.max_payload_mb == 0:
+            return None
+        return int(self.max_payload_mb * 1024 * 1024)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = None) -> "ServingSettings":
+        """Read the settings; a malformed variable raises UserError naming it."""
+        env = os.environ if environ is None else environ
+        num_gpus = _read_int(env, "SEQ2SEQ_NUM_GPUS", None, minimum=0)
+        if num_gpus is None:
+            num_gpus = detect_gpu_count(env)
+        default_workers = num_gpus if num_gpus > 0 else default_cpu_workers()
+        workers = _read_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", default_workers, minimum=1)
+        return cls(
+            port=_read_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, minimum=1, maximum=65535),
+            workers=workers,
+            worker_threads=_read_int(env, "SEQ2SEQ_WORKER_THREADS", 32, minimum=1, maximum=1024),
+            timeout_s=_read_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60, minimum=1),
+            graceful_timeout_s=_read_int(env, "SEQ2SEQ_GRACEFUL_TIMEOUT", 25, minimum=0),
+            max_payload_mb=_read_float(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6.0, minimum=0.0),
+            base_dir=env.get("SAGEMAKER_BASE_DIR") or DEFAULT_BASE_DIR,
+            batch_wait_ms=_read_float(env, "SEQ2SEQ_BATCH_WAIT_MS", 5.0, minimum=0.0, maximum=1000.0),
+            max_batch_sentences=_read_int(env, "SEQ2SEQ_MAX_BATCH_SENTENCES", 64, minimum=1),
+            num_gpus=num_gpus,
+            batch_strategy=_read_choice(env, "SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD", BATCH_STRATEGIES),
+            max_concurrent_transforms=_read_int(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", workers,
+                                                minimum=1),
+            access_log=env.get("SEQ2SEQ_ACCESS_LOG", "0").strip() == "1",
+        )
+
+
+def default_cpu_workers() -> int:
+    """Workers on a CPU host: one per 4 cores (at least one).
+
+    Each worker decodes with several OpenMP threads and gathers concurrent requests into shared
+    batches, so one worker per core would only fight over the cores and multiply the model's memory.
+    """
+    return max(1, (os.cpu_count() or 1) // 4)
+
+
+def detect_gpu_count(environ: Mapping[str, str] = None) -> int:
+    """Number of usable NVIDIA GPUs, found without initialising CUDA in this process.
+
+    Order: CUDA_VISIBLE_DEVICES when set, else the driver's /proc entries, else `nvidia-smi -L`.
+    """
+    env = os.environ if environ is None else environ
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [part for part in visible.split(",") if part.strip()]
+        if not ids or ids[0].strip() in ("-1", "NoDevFiles", "none"):
+            return 0
+        return len(ids)
+    proc_gpus = glob.glob("/proc/driver/nvidia/gpus/*")
+    if proc_gpus:
+        return len(proc_gpus)
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
+
+
+def worker_context(slot: int, num_gpus: int) -> str:
+    """Device of the worker in `slot` (0-based): "gpu:<slot mod num_gpus>", or "cpu" without GPUs."""
+    if num_gpus <= 0:
+        return "cpu"
+    return f"gpu:{slot % num_gpus}"
+
+
+def _read_int(env, name, default, minimum=None, maximum=None):
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise UserError(f"environment variable {name}={raw!r} is not an integer") from None
+    _check_range(name, raw, value, minimum, maximum)
+    return value
+
+
+def _read_float(env, name, default, minimum=None, maximum=None):
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise UserError(f"environment variable {name}={raw!r} is not a number") from None
+    if value != value:
+        raise UserError(f"environment variable {name}={raw!r} is not a number")
+    _check_range(name, raw, value, minimum, maximum)
+    return value
+
+
+def _read_choice(env, name, default, choices):
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().upper()
+    if value not in choices:
+        raise UserError(f"environment variable {name}={raw!r} must be one of {', '.join(choices)}")
+    return value
+
+
+def _check_range(name, raw, value, minimum, maximum):
+    if minimum is not None and value < minimum:
+        raise UserError(f"environment variable {name}={raw!r} must be at least {minimum}")
+    if maximum is not None and value > maximum:
+        raise UserError(f"environment variable {name}={raw!r} must be at most {maximum}")

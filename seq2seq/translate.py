@@ -1,0 +1,147 @@
+"""Batch translation on the command line, with the same Translator the endpoint uses.
+
+    python -m seq2seq.translate --model DIR [--beam-size 5] [--reference REF] < source.txt > hyp.txt
+
+Input: one whitespace-tokenized sentence per line (OOV tokens become <unk>); output: one translation
+per line, same order. With --reference, sacreBLEU's corpus score and its signature go to stderr.
+"""
+import argparse
+import io
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from typing import Iterable, List, TextIO
+
+from seq2seq.errors import UserError
+from seq2seq.serving.options import apply_overrides
+
+logger = logging.getLogger("seq2seq.translate")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m seq2seq.translate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", required=True, help="model directory (params.best, config.json, vocab.*.json)")
+    parser.add_argument("--input", help="source file (default: stdin)")
+    parser.add_argument("--output", help="translation file (default: stdout)")
+    parser.add_argument("--reference", help="reference file: report sacreBLEU on stderr")
+    parser.add_argument("--beam-size", type=int, help="beam width (default: the model's)")
+    parser.add_argument("--length-penalty-alpha", type=float)
+    parser.add_argument("--length-penalty-beta", type=float)
+    parser.add_argument("--max-output-length", type=int)
+    parser.add_argument("--chunk-size", type=int, default=1024,
+                        help="sentences handed to the translator per call (it batches internally)")
+    parser.add_argument("--device", default="cpu", help="cpu or gpu:<i>")
+    parser.add_argument("--stats-json", help="write {sentences, seconds, sentences_per_second, bleu?} here")
+    return parser.parse_args(argv)
+
+
+def load_translator(model_dir: str, device: str):
+    """Translator.load on "cpu" or "gpu:<i>"; a missing directory is a UserError."""
+    if not os.path.isdir(model_dir):
+        raise UserError(f"--model {model_dir}: no such directory")
+    import mxnet as mx
+    from seq2seq.inference.translator import Translator
+
+    if device == "cpu":
+        context = mx.cpu()
+    elif device.startswith("gpu:") and device[4:].isdigit():
+        context = mx.gpu(int(device[4:]))
+    else:
+        raise UserError(f"--device {device!r}: expected cpu or gpu:<index>")
+    return Translator.load(model_dir, context=context)
+
+
+def decode_options(translator, args: argparse.Namespace):
+    """The model's default DecodeOptions with the command-line overrides applied (validated)."""
+    overrides = {name: getattr(args, name) for name in
+                 ("beam_size", "length_penalty_alpha", "length_penalty_beta", "max_output_length")
+                 if getattr(args, name) is not None}
+    for name in ("beam_size", "max_output_length"):
+        if name in overrides and overrides[name] < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {overrides[name]}")
+    return apply_overrides(translator.default_options, overrides)
+
+
+def translate_lines(translator, lines: List[str], options, chunk_size: int) -> Iterable[str]:
+    """Yield one space-joined translation per input line, in order."""
+    for start in range(0, len(lines), max(1, chunk_size)):
+        for translation in translator.translate_text(lines[start:start + chunk_size], options):
+            yield " ".join(translation.target_tokens)
+
+
+def corpus_bleu(hypotheses: List[str], reference_path: str):
+    """sacreBLEU corpus score of `hypotheses` against one reference file; returns (score, signature)."""
+    from sacrebleu.metrics import BLEU
+
+    references = _read_lines(reference_path)
+    if len(references) != len(hypotheses):
+        raise UserError(f"--reference {reference_path}: {len(references)} lines, but the input has "
+                        f"{len(hypotheses)} lines")
+    bleu = BLEU()
+    return bleu.corpus_score(hypotheses, [references]), bleu.get_signature()
+
+
+def _read_lines(path: str) -> List[str]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [line.rstrip("\n").rstrip("\r") for line in handle]
+    except OSError as error:
+        raise UserError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise UserError(f"{path}: not valid UTF-8 at byte offset {error.start}") from None
+
+
+def _write_json_atomic(path: str, obj) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp", encoding="utf-8") as handle:
+        json.dump(obj, handle, indent=2)
+    os.replace(handle.name, path)
+
+
+def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    translator = load_translator(args.model, args.device)
+    options = decode_options(translator, args)
+    lines = _read_lines(args.input) if args.input else [line.rstrip("\n").rstrip("\r") for line in stdin]
+    start = time.perf_counter()
+    hypotheses = list(translate_lines(translator, lines, options, args.chunk_size))
+    seconds = time.perf_counter() - start
+    output = "".join(hypothesis + "\n" for hypothesis in hypotheses)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(output)
+    else:
+        stdout.write(output)
+        stdout.flush()
+    rate = len(lines) / seconds if seconds > 0 else float("inf")
+    stats = {"sentences": len(lines), "seconds": round(seconds, 3), "sentences_per_second": round(rate, 2),
+             "beam_size": options.beam_size}
+    print(f"translated {len(lines)} sentences in {seconds:.2f} s ({rate:.1f} sentences/s)", file=stderr)
+    if args.reference:
+        score, signature = corpus_bleu(hypotheses, args.reference)
+        print(f"{score} {signature}", file=stderr)
+        stats.update(bleu=round(score.score, 2), bleu_signature=str(signature))
+    if args.stats_json:
+        _write_json_atomic(args.stats_json, stats)
+    return 0
+
+
+def main(argv=None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    try:
+        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
+        stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8")
+        return run(args, stdin, stdout, sys.stderr)
+    except UnicodeDecodeError as error:
+        print(f"translate: standard input is not valid UTF-8 (byte {error.start} of a read block)", file=sys.stderr)
+        return 1
+    except UserError as error:
+        print(f"translate: {error.message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
