@@ -52,14 +52,25 @@ class Seq2SeqModel(Block):
         for program in (self._teacher_forced, self._encode, self._step):
             program.hybridize(active, static_alloc=True, **kwargs)
 
-    def forward(self, source, source_length, target_input):
-        if not self.config.input_feeding:
+    def forward(self, source, source_length, target_input, choose_next_input=None):
+        """Logits `(batch, trg_len, vocab)` for target_input `(batch, trg_len)` (starting with <s>).
+
+        Without input feeding and without `choose_next_input` this is one fused pass. Otherwise the decoder runs
+        step by step; `choose_next_input(step, logits, reference_ids)` may replace the reference ids fed at the
+        next step (scheduled sampling).
+        """
+        if not self.config.input_feeding and choose_next_input is None:
             return self._teacher_forced(source, source_length, target_input)
         encoded, states = self.encode(source, source_length)
         step_logits = []
+        next_ids = target_input[:, 0]
         for t in range(target_input.shape[1]):
-            logits, _, states = self.decode_step(target_input[:, t], states, encoded)
+            logits, _, states = self.decode_step(next_ids, states, encoded)
             step_logits.append(logits)
+            if t + 1 < target_input.shape[1]:
+                next_ids = target_input[:, t + 1]
+                if choose_next_input is not None:
+                    next_ids = choose_next_input(t, logits, next_ids)
         return mx.nd.stack(*step_logits, axis=1)
 
     def encode(self, source, source_length):

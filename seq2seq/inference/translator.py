@@ -1,0 +1,109 @@
+"""Translates id sequences or whitespace-tokenized sentences with a trained model, in length-sorted batches."""
+
+import math
+from dataclasses import dataclass, replace
+from typing import List, Optional
+
+import mxnet as mx
+import numpy as np
+
+from ..data.vocab import Vocabulary
+from ..model.config import ModelConfig
+from ..model.seq2seq_model import Seq2SeqModel
+from .model_io import load_model
+from .search import beam_search
+
+DEFAULT_BATCH_SENTENCES = 32
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """Search settings. max_output_length None: derived from the source length; always capped by the model's
+    max_seq_len_target."""
+
+    beam_size: int = 5
+    length_penalty_alpha: float = 1.0
+    length_penalty_beta: float = 0.0
+    max_output_length: Optional[int] = None
+    attention_matrix: bool = False
+
+
+@dataclass(frozen=True)
+class Translation:
+    target_ids: List[int]
+    target_tokens: List[str]
+    score: float
+    attention: Optional[np.ndarray]      # (len(target_ids), source_len) when requested
+    source_truncated: bool
+
+
+def max_output_length(config: ModelConfig, source_length: int, requested: Optional[int] = None) -> int:
+    """Output bound in tokens, </s> included: source length × (mean + 2 std of the training length ratio) + 2,
+    at most max_seq_len_target + 1 (or `requested` + 1 when given)."""
+    cap = config.max_seq_len_target if requested is None else min(requested, config.max_seq_len_target)
+    derived = int(math.ceil(source_length * (config.length_ratio_mean + 2 * config.length_ratio_std))) + 2
+    return max(1, min(cap, derived if requested is None else cap)) + 1
+
+
+class Translator:
+    """Owns a loaded model and its vocabularies; thread-compatible, not thread-safe (serialize calls)."""
+
+    def __init__(self, model: Seq2SeqModel, source_vocab: Vocabulary, target_vocab: Vocabulary,
+                 default_options: DecodeOptions = DecodeOptions(), context=None,
+                 batch_sentences: int = DEFAULT_BATCH_SENTENCES):
+        self.model = model
+        self.source_vocab = source_vocab
+        self.target_vocab = target_vocab
+        self.default_options = default_options
+        self.context = context or mx.cpu()
+        self.batch_sentences = batch_sentences
+
+    @property
+    def max_seq_len_source(self) -> int:
+        return self.model.config.max_seq_len_source
+
+    @classmethod
+    def load(cls, model_dir: str, context=None) -> "Translator":
+        context = context or mx.cpu()
+        model, source_vocab, target_vocab, config = load_model(model_dir, context)
+        defaults = DecodeOptions(beam_size=int(config.get("beam_size", 5)),
+                                 length_penalty_alpha=float(config.get("length_penalty_alpha", 1.0)),
+                                 length_penalty_beta=float(config.get("length_penalty_beta", 0.0)))
+        return cls(model, source_vocab, target_vocab, defaults, context)
+
+    def translate_text(self, sentences: List[str], options: DecodeOptions = None) -> List[Translation]:
+        return self.translate_ids([self.source_vocab.encode(s.split()) for s in sentences], options)
+
+    def translate_ids(self, sources: List[List[int]], options: DecodeOptions = None) -> List[Translation]:
+        """Translate id sequences; the result keeps the input order. Empty sources give empty translations."""
+        options = options or self.default_options
+        results: List[Optional[Translation]] = [None] * len(sources)
+        limit = self.max_seq_len_source
+        order = sorted((i for i, s in enumerate(sources) if len(s)), key=lambda i: len(sources[i]))
+        for start in range(0, len(order), self.batch_sentences):
+            chunk = order[start:start + self.batch_sentences]
+            truncated = [list(sources[i][:limit]) for i in chunk]
+            for index, translation in zip(chunk, self._translate_batch(truncated, options)):
+                results[index] = replace(translation, source_truncated=len(sources[index]) > limit)
+        for index, source in enumerate(sources):
+            if results[index] is None:
+                empty_attention = np.zeros((0, 0), dtype=np.float32) if options.attention_matrix else None
+                results[index] = Translation([], [], 0.0, empty_attention, False)
+        return results
+
+    def _translate_batch(self, sources: List[List[int]], options: DecodeOptions) -> List[Translation]:
+        lengths = [len(s) for s in sources]
+        padded = np.zeros((len(sources), max(lengths)), dtype=np.float32)
+        for row, source in enumerate(sources):
+            padded[row, :len(source)] = source
+        max_lengths = np.array([max_output_length(self.model.config, n, options.max_output_length) for n in lengths])
+        hypotheses = beam_search(self.model, mx.nd.array(padded, ctx=self.context),
+                                 mx.nd.array(lengths, ctx=self.context), max_lengths, options.beam_size,
+                                 options.length_penalty_alpha, options.length_penalty_beta,
+                                 options.attention_matrix)
+        translations = []
+        for hypothesis, length in zip(hypotheses, lengths):
+            attention = hypothesis.attention[:, :length] if hypothesis.attention is not None else None
+            translations.append(Translation(hypothesis.token_ids, self.target_vocab.decode(hypothesis.token_ids),
+                                            hypothesis.score, attention, False))
+        return translations

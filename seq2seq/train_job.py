@@ -1,0 +1,208 @@
+"""The training job (`train` in the image): /opt/ml in, /opt/ml/model out, one failure funnel.
+
+Exit codes: 0 success (or clean stop on SIGTERM, resumable), 2 user error, 1 internal error. The first lines of
+/opt/ml/output/failure say what went wrong and where; the traceback goes to the log.
+"""
+
+import logging
+import os
+import signal
+import sys
+import traceback
+from typing import Optional
+
+import mxnet as mx
+import numpy as np
+
+from . import constants
+from .data.atomic_file import write_text_atomically
+from .data.batch_iterator import BucketBatchIterator
+from .data.bucketing import define_parallel_buckets, mean_length_ratio
+from .data.dataset import ParallelData, read_parallel_data
+from .data.recordio_codec import read_pairs, read_pairs_from_stream
+from .data.vocab import Vocabulary
+from .errors import UserError, check_condition
+from .hyperparameters import Hyperparameters, load_hyperparameters_file
+from .inference.model_io import write_model_dir, atomic_write_json
+from .model.config import ModelConfig
+from .model.seq2seq_model import Seq2SeqModel
+from .sagemaker_env import (SageMakerPaths, channel_record_sources, read_input_data_config, read_resource_config,
+                            vocab_files)
+from .training import training_state as ts
+from .training.devices import contexts_for, local_kvstore_type
+from .training.trainer import Seq2SeqTrainer, TrainingSetup, copy_best_parameters
+
+logger = logging.getLogger("seq2seq.train")
+
+
+def configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="[%(asctime)s %(levelname)s %(name)s] %(message)s", datefmt="%m/%d/%Y %H:%M:%S")
+
+
+def write_failure(paths: SageMakerPaths, reason: str) -> None:
+    """Write the failure reason unless one is already there (the first failure is the real one)."""
+    os.makedirs(paths.output_dir, exist_ok=True)
+    if not os.path.exists(paths.failure_file):
+        write_text_atomically(paths.failure_file, reason.rstrip() + "\n")
+
+
+def _read_channel(paths: SageMakerPaths, channel: str, configs: dict, hp: Hyperparameters,
+                  source_vocab: Vocabulary, target_vocab: Vocabulary) -> ParallelData:
+    def streams():
+        for source in channel_record_sources(paths, channel, 0, configs):
+            if source.is_pipe:
+                with open(source.path, "rb") as stream:
+                    yield f"channel '{channel}' {source.path}", read_pairs_from_stream(stream, source.path)
+            else:
+                yield f"channel '{channel}' {source.path}", read_pairs(source.path)
+    data = read_parallel_data(streams(), len(source_vocab), len(target_vocab), hp.max_seq_len_source,
+                              hp.max_seq_len_target)
+    check_condition(len(data) > 0, f"channel '{channel}': no usable sentence pairs in {paths.channel_dir(channel)}"
+                                   f" ({data.num_skipped_empty} pairs with an empty side skipped)")
+    logger.info("channel %s: %d pairs (%d truncated to %d/%d tokens, %d empty skipped)", channel, len(data),
+                data.num_truncated, hp.max_seq_len_source, hp.max_seq_len_target, data.num_skipped_empty)
+    return data
+
+
+def model_config_for(hp: Hyperparameters, source_vocab_size: int, target_vocab_size: int,
+                     ratio_mean: float, ratio_std: float) -> ModelConfig:
+    return ModelConfig(
+        source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size,
+        num_embed_source=hp.num_embed_source, num_embed_target=hp.num_embed_target,
+        rnn_cell_type=hp.rnn_cell_type, rnn_num_hidden=hp.rnn_num_hidden,
+        num_layers_encoder=hp.num_layers_encoder, num_layers_decoder=hp.num_layers_decoder,
+        rnn_residual_connections=hp.rnn_residual_connections, rnn_first_residual_layer=hp.rnn_first_residual_layer,
+        rnn_decoder_state_init=hp.rnn_decoder_state_init, rnn_attention_type=hp.rnn_attention_type,
+        rnn_attention_num_hidden=hp.attention_num_hidden,
+        rnn_attention_in_upper_layers=hp.rnn_attention_in_upper_layers,
+        rnn_decoder_hidden_dropout=hp.rnn_decoder_hidden_dropout, embed_dropout_source=hp.embed_dropout_source,
+        embed_dropout_target=hp.embed_dropout_target, weight_tying=hp.weight_tying, input_feeding=hp.input_feeding,
+        max_seq_len_source=hp.max_seq_len_source, max_seq_len_target=hp.max_seq_len_target,
+        length_ratio_mean=ratio_mean, length_ratio_std=ratio_std)
+
+
+def initializer_for(hp: Hyperparameters) -> mx.init.Initializer:
+    if hp.weight_init_type == "uniform":
+        return mx.init.Uniform(abs(hp.weight_init_scale))
+    return mx.init.Xavier(rnd_type="uniform", factor_type=hp.xavier_factor_type, magnitude=hp.weight_init_scale)
+
+
+def build_iterators(hp: Hyperparameters, train: ParallelData, validation: ParallelData, rank: int,
+                    num_workers: int, num_contexts: int):
+    ratio_mean, _ = mean_length_ratio(train.source_lengths, train.target_lengths)
+    max_source, max_target = hp.max_seq_len_source, hp.max_seq_len_target + 1
+    buckets = define_parallel_buckets(max_source, max_target, hp.bucket_width, ratio_mean) \
+        if hp.bucketing_enabled else [(max_source, max_target)]
+    train_iter = BucketBatchIterator(train, buckets, hp.batch_size, hp.seed, True, rank, num_workers,
+                                     min_batch_size=num_contexts)
+    validation_iter = BucketBatchIterator(validation, buckets, hp.batch_size, hp.seed, shuffle=False)
+    check_condition(train_iter.num_batches() > 0,
+                    f"channel 'train': {len(train)} pairs make no batch for {num_workers} worker(s)")
+    return train_iter, validation_iter
+
+
+def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, distributed_holder: list) -> None:
+    """The whole job; raises on any failure (the caller's funnel reports it)."""
+    resource = read_resource_config(paths)
+    configs = read_input_data_config(paths)
+    source_vocab_path, target_vocab_path = vocab_files(paths, configs)
+    source_vocab, target_vocab = Vocabulary.load(source_vocab_path), Vocabulary.load(target_vocab_path)
+    train = _read_channel(paths, constants.TRAIN_CHANNEL, configs, hp, source_vocab, target_vocab)
+    validation = _read_channel(paths, constants.VALIDATION_CHANNEL, configs, hp, source_vocab, target_vocab)
+    contexts = contexts_for(hp.devices)
+    distributed, rank, num_workers, kvstore = None, 0, 1, local_kvstore_type(contexts)
+    if resource.num_hosts > 1:
+        from .training.distributed import start_parameter_server
+        distributed = start_parameter_server(resource, hp.ps_port, int(hp.reserved.get("_ps_verbose", 0) or 0),
+                                             peer_timeout_seconds=hp.peer_timeout_seconds,
+                                             on_fatal=lambda reason: write_failure(paths, reason))
+        distributed_holder.append(distributed)
+        kvstore = distributed.create_kvstore("dist_sync")
+        rank, num_workers = distributed.rank, distributed.num_workers
+    check_condition(hp.batch_size >= len(contexts),
+                    f"hyperparameter batch_size={hp.batch_size} is smaller than the {len(contexts)} devices")
+    train_iter, validation_iter = build_iterators(hp, train, validation, rank, num_workers, len(contexts))
+    ratio_mean, ratio_std = mean_length_ratio(train.source_lengths, train.target_lengths)
+    config = model_config_for(hp, len(source_vocab), len(target_vocab), ratio_mean, ratio_std)
+    mx.random.seed(hp.seed)
+    np.random.seed(hp.seed)
+    model = Seq2SeqModel(config)
+    model.initialize_parameters(initializer_for(hp), contexts)
+    model.hybridize()
+    logger.info("model: %s; devices %s; kvstore %s; %d worker(s)", config.to_json().replace("\n", ""),
+                contexts, kvstore if isinstance(kvstore, str) else "dist_sync", num_workers)
+    is_master = resource.is_master
+    setup = TrainingSetup(hp=hp, model=model, contexts=contexts, train_iter=train_iter,
+                          validation_iter=validation_iter, validation_data=validation, source_vocab=source_vocab,
+                          target_vocab=target_vocab, checkpoint_dir=paths.checkpoint_dir,
+                          output_data_dir=paths.output_data_dir, host=resource.current_host,
+                          is_master=is_master, kvstore=kvstore, num_workers=num_workers, distributed=distributed,
+                          metric_printer=lambda line: print(line, flush=True))
+    trainer = Seq2SeqTrainer(setup)
+    stop_signal_trainer.append(trainer)
+    state = trainer.fit()
+    if is_master:
+        export_model(paths, model, source_vocab, target_vocab, hp, state)
+    logger.info("training %s after %d updates (%d checkpoints; best %s %.4g at checkpoint %d)",
+                "stopped on request" if trainer.interrupted else "finished", state.num_updates,
+                state.num_checkpoints, hp.optimized_metric, state.best_metric or float("nan"),
+                state.best_checkpoint)
+
+
+def export_model(paths: SageMakerPaths, model: Seq2SeqModel, source_vocab: Vocabulary, target_vocab: Vocabulary,
+                 hp: Hyperparameters, state: ts.TrainingState) -> None:
+    """Write /opt/ml/model from the best checkpointed parameters: params, config, vocabularies, metrics."""
+    best = ts.best_params_path(paths.checkpoint_dir)
+    if os.path.exists(best):
+        model.load_parameters(best, ctx=model.collect_params().list_ctx())
+    decode_defaults = {"beam_size": hp.beam_size, "length_penalty_alpha": hp.length_penalty_alpha,
+                       "length_penalty_beta": hp.length_penalty_beta, "hyperparameters": hp.to_dict()}
+    write_model_dir(paths.model_dir, model, source_vocab, target_vocab, decode_defaults)
+    best_record = next((r for r in state.history if r["checkpoint"] == state.best_checkpoint), None)
+    atomic_write_json(os.path.join(paths.model_dir, constants.MODEL_METRICS_FILE),
+                      {"best_checkpoint": best_record, "num_updates": state.num_updates,
+                       "num_checkpoints": state.num_checkpoints, "optimized_metric": hp.optimized_metric})
+
+
+def main() -> int:
+    configure_logging()
+    paths = SageMakerPaths()
+    trainers, distributed = [], []
+
+    def on_sigterm(signum, frame):
+        logger.info("SIGTERM received: saving the training state and stopping")
+        for trainer in trainers:
+            trainer.request_stop()
+        if not trainers:
+            raise SystemExit(0)
+    signal.signal(signal.SIGTERM, on_sigterm)
+    code = 0
+    try:
+        hp = load_hyperparameters_file(paths.hyperparameters_file)
+        run(paths, hp, trainers, distributed)
+        write_text_atomically(paths.success_file, "")
+    except UserError as error:
+        code = 2
+        logger.error("training failed (user error): %s\n%s", error, traceback.format_exc())
+        write_failure(paths, f"UserError: {error}")
+    except Exception as error:  # the one funnel for everything else
+        code = 1
+        logger.error("training failed (internal error): %s\n%s", error, traceback.format_exc())
+        write_failure(paths, f"InternalError: {type(error).__name__}: {error}. "
+                             "This is a fault of the training job, not of the input; see the log for the traceback.")
+    if distributed:
+        distributed[0].exit(code, None if code == 0 else _read(paths.failure_file))
+    return code
+
+
+def _read(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return stream.read().strip()
+    except OSError:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

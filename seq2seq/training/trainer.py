@@ -1,0 +1,299 @@
+"""The training loop: data-parallel updates, periodic checkpoints with evaluation, early stopping, resume."""
+
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import mxnet as mx
+import numpy as np
+from mxnet import autograd, gluon
+
+from ..data.batch import Batch
+from ..data.batch_iterator import BucketBatchIterator, IteratorPosition
+from ..data.dataset import ParallelData
+from ..data.vocab import Vocabulary
+from ..hyperparameters import Hyperparameters
+from ..inference.translator import DecodeOptions, Translator
+from ..model.seq2seq_model import Seq2SeqModel
+from . import training_state as ts
+from .evaluation import bleu_sample, perplexity_and_accuracy, sample_bleu
+from .loss import MaskedCrossEntropy
+from .lr_schedule import LearningRateSchedule, schedule_from_hyperparameters
+from .metrics_log import metric_lines, write_metric_files
+
+logger = logging.getLogger(__name__)
+
+LOWER_IS_BETTER = {"perplexity": True, "accuracy": False, "bleu": False}
+
+
+@dataclass
+class TrainingSetup:
+    """Everything the loop needs. `distributed` is a started DistributedSetup or None (single host)."""
+
+    hp: Hyperparameters
+    model: Seq2SeqModel
+    contexts: List[mx.Context]
+    train_iter: BucketBatchIterator
+    validation_iter: BucketBatchIterator
+    validation_data: ParallelData
+    source_vocab: Vocabulary
+    target_vocab: Vocabulary
+    checkpoint_dir: str
+    output_data_dir: str
+    host: str = "algo-1"
+    is_master: bool = True
+    kvstore: object = "local"
+    num_workers: int = 1
+    distributed: object = None
+    on_improved: object = None          # callback(best params path) when a new best checkpoint was saved
+    metric_printer: object = print
+    extra_state: dict = field(default_factory=dict)
+
+
+class Seq2SeqTrainer:
+    """`fit()` runs until a stopping criterion or a stop request (SIGTERM) and returns the final TrainingState."""
+
+    def __init__(self, setup: TrainingSetup):
+        self.setup = setup
+        self.hp = setup.hp
+        self.model = setup.model
+        self.loss = MaskedCrossEntropy(self.hp.label_smoothing)
+        self.loss.hybridize(static_alloc=True)
+        self.trainer = gluon.Trainer(self.model.collect_params(), self.hp.optimizer_type, self._optimizer_params(),
+                                     kvstore=setup.kvstore, update_on_kvstore=False)
+        self.schedule: LearningRateSchedule = schedule_from_hyperparameters(self.hp)
+        self.stop_requested = False
+        self.interrupted = False
+        self._pending = []
+
+    # ----- setup -----
+    def _optimizer_params(self) -> dict:
+        hp = self.hp
+        params = {"learning_rate": hp.learning_rate, "wd": hp.weight_decay}
+        if hp.clip_gradient > 0:
+            params["clip_gradient"] = hp.clip_gradient
+        if hp.optimizer_type == "sgd" and hp.momentum is not None:
+            params["momentum"] = hp.momentum
+        return params
+
+    def request_stop(self) -> None:
+        """Called from the SIGTERM handler: the loop saves its state after the current update and returns."""
+        self.stop_requested = True
+
+    def _restore(self) -> ts.TrainingState:
+        state = ts.load_training_state(self.setup.checkpoint_dir)
+        if state is None:
+            return ts.TrainingState(lr_schedule=self.schedule.state_dict(), hyperparameters=self.hp.to_dict())
+        self.model.load_parameters(ts.params_path(self.setup.checkpoint_dir), ctx=self.setup.contexts)
+        self.trainer.load_states(ts.optimizer_path(self.setup.checkpoint_dir))
+        self.schedule = LearningRateSchedule.from_state_dict(state.lr_schedule)
+        logger.info("resumed from %s at update %d (epoch %d, batch %d)", self.setup.checkpoint_dir,
+                    state.num_updates, state.epoch, state.batch_index)
+        return state
+
+    # ----- loop -----
+    def fit(self) -> ts.TrainingState:
+        state = self._restore()
+        setup = self.setup
+        logger.info("%d training batches per epoch per worker; buckets %s", setup.train_iter.num_batches(),
+                    setup.train_iter.bucket_table())
+        self._start_log_interval(state)
+        while not self._finished(state):
+            position = IteratorPosition(state.epoch, state.batch_index)
+            for batch in setup.train_iter.epoch(position):
+                self._update(batch, state)
+                if self.stop_requested:
+                    return self._stop_now(state)
+                if state.num_updates % self.hp.checkpoint_frequency_num_batches == 0:
+                    self._checkpoint(state)
+                if self._finished(state):
+                    break
+            else:
+                state.epoch += 1
+                state.batch_index = 0
+        if not state.history or state.history[-1]["updates"] != state.num_updates:
+            self._checkpoint(state)
+        self._finish_distributed()
+        return state
+
+    def _finished(self, state: ts.TrainingState) -> bool:
+        hp = self.hp
+        if 0 < hp.max_num_batches <= state.num_updates:
+            return True
+        if hp.max_num_epochs is not None and state.epoch >= hp.max_num_epochs:
+            return True
+        return (state.checkpoints_without_improvement >= hp.checkpoint_threshold
+                and state.epoch >= hp.min_num_epochs)
+
+    def _update(self, batch: Batch, state: ts.TrainingState) -> None:
+        """One data-parallel update on `batch` (split across the contexts)."""
+        if self.setup.distributed is not None:
+            self.setup.distributed.check(state.num_updates)
+        # Reseeding per update makes dropout and sampling a function of the update number: resume is exact.
+        mx.random.seed(self.hp.seed * 1000003 + state.num_updates)
+        self.trainer.set_learning_rate(self.schedule.rate(state.num_updates))
+        choose = self._scheduled_sampler(state.num_updates)
+        shards = batch.split_and_load(self.setup.contexts)
+        with autograd.record():
+            results = [self.loss(self.model(s.source, s.source_length, s.target_input, choose), s.labels)
+                       for s in shards]
+        autograd.backward([r[0] for r in results])
+        tokens = batch.num_target_tokens * self.setup.num_workers
+        if self.hp.gradient_clip_norm > 0:
+            self.trainer.allreduce_grads()
+            self._clip_global_norm(tokens)
+            self.trainer.update(tokens)
+        else:
+            self.trainer.step(tokens)
+        self._pending.append((results, batch.num_target_tokens))
+        state.num_updates += 1
+        state.batch_index += 1
+        if state.num_updates % self.hp.log_frequency_num_batches == 0:
+            self._log_progress(state)
+
+    def _scheduled_sampler(self, num_updates: int):
+        ratio = self.hp.teacher_forcing_at(num_updates)
+        if ratio >= 1.0:
+            return None
+        rng = np.random.RandomState((self.hp.seed * 7919 + num_updates) % (2 ** 32))
+
+        def choose(step, logits, reference_ids):
+            predicted = mx.nd.argmax(logits, axis=1).detach()
+            use_reference = mx.nd.array(rng.rand(reference_ids.shape[0]) < ratio, ctx=reference_ids.context)
+            return mx.nd.where(use_reference, reference_ids, predicted)
+        return choose
+
+    def _clip_global_norm(self, tokens: int) -> None:
+        """Scale the (all-reduced, token-summed) gradients so that the per-token mean has norm <= the limit."""
+        arrays = [p.grad(self.setup.contexts[0]) for p in self.model.collect_params().values()
+                  if p.grad_req != "null"]
+        norm = math.sqrt(sum(float(a.norm().asscalar()) ** 2 for a in arrays)) / max(1, tokens)
+        if norm > self.hp.gradient_clip_norm:
+            factor = self.hp.gradient_clip_norm / norm
+            for parameter in self.model.collect_params().values():
+                if parameter.grad_req != "null":
+                    for grad in parameter.list_grad():
+                        grad *= factor
+
+    # ----- logging -----
+    def _start_log_interval(self, state: ts.TrainingState) -> None:
+        self._pending = []
+        self._interval_tokens = 0
+        self._log_clock = (time.time(), state.num_updates)
+
+    def _drain_pending(self, state: ts.TrainingState) -> int:
+        """Synchronize the queued loss sums into the state; returns the target tokens they cover."""
+        tokens = 0
+        for results, num_tokens in self._pending:
+            state.train_loss_sum += sum(float(r[1].asscalar()) for r in results)
+            state.train_tokens += num_tokens
+            tokens += num_tokens
+        self._pending = []
+        return tokens
+
+    def _log_progress(self, state: ts.TrainingState) -> None:
+        start, updates_before = self._log_clock
+        self._interval_tokens += self._drain_pending(state)
+        elapsed = max(time.time() - start, 1e-9)
+        updates = state.num_updates - updates_before
+        rate = updates / elapsed
+        remaining = self.setup.train_iter.num_batches() - state.batch_index
+        logger.info("epoch=%d batch=%d updates=%d updates/s=%.3f target_tokens/s=%.1f train_perplexity=%.3f "
+                    "lr=%.3g eta_epoch=%.0fs", state.epoch, state.batch_index, state.num_updates, rate,
+                    self._interval_tokens / elapsed, math.exp(min(50, state.train_loss_sum / max(1, state.train_tokens))),
+                    self.trainer.learning_rate, remaining / max(rate, 1e-9))
+        self._interval_tokens = 0
+        self._log_clock = (time.time(), state.num_updates)
+
+    # ----- checkpoints -----
+    def _checkpoint(self, state: ts.TrainingState) -> None:
+        """Evaluate, record metrics, keep the best parameters, adapt the learning rate, save the full state."""
+        self._drain_pending(state)
+        evaluation_start = time.time()
+        record = {"checkpoint": state.num_checkpoints + 1, "epoch": state.epoch, "updates": state.num_updates,
+                  "learning_rate": self.trainer.learning_rate,
+                  "train_perplexity": math.exp(min(50, state.train_loss_sum / max(1, state.train_tokens)))}
+        metrics = perplexity_and_accuracy(self.model, self.setup.validation_iter, self.setup.contexts[0])
+        record["validation_perplexity"] = metrics["perplexity"]
+        record["validation_accuracy"] = metrics["accuracy"]
+        if self.hp.bleu_sample_size != 0:
+            record["validation_bleu"] = self._bleu()
+        record["evaluation_seconds"] = round(time.time() - evaluation_start, 3)
+        state.num_checkpoints += 1
+        state.train_loss_sum, state.train_tokens = 0.0, 0
+        improved = self._is_improvement(state, record)
+        record["improved"] = improved
+        state.history.append(record)
+        for line in metric_lines(self.setup.host, record):
+            self.setup.metric_printer(line)
+        if improved:
+            state.best_metric = record[f"validation_{self.hp.optimized_metric}"]
+            state.best_checkpoint = state.num_checkpoints
+            state.checkpoints_without_improvement = 0
+        else:
+            state.checkpoints_without_improvement += 1
+        if self.schedule.on_checkpoint(improved):
+            logger.info("no improvement for %d checkpoints: learning rate reduced to %.3g",
+                        self.schedule.threshold, self.schedule.rate(state.num_updates))
+        state.lr_schedule = self.schedule.state_dict()
+        if self.setup.is_master:
+            if improved:
+                self._save_best()
+            write_metric_files(self.setup.output_data_dir, state.history)
+            self._save_state(state)
+        self._start_log_interval(state)
+
+    def _is_improvement(self, state: ts.TrainingState, record: dict) -> bool:
+        value = record[f"validation_{self.hp.optimized_metric}"]
+        if state.best_metric is None:
+            return True
+        return value < state.best_metric if LOWER_IS_BETTER[self.hp.optimized_metric] else value > state.best_metric
+
+    def _bleu(self) -> float:
+        data = self.setup.validation_data
+        indices = bleu_sample(self.hp.bleu_sample_size, len(data))
+        translator = Translator(self.model, self.setup.source_vocab, self.setup.target_vocab,
+                                context=self.setup.contexts[0])
+        options = DecodeOptions(beam_size=self.hp.beam_size, length_penalty_alpha=self.hp.length_penalty_alpha,
+                                length_penalty_beta=self.hp.length_penalty_beta)
+        return sample_bleu(translator, [list(data.sources[i]) for i in indices],
+                           [list(data.targets[i]) for i in indices], options)
+
+    def _save_best(self) -> None:
+        path = ts.best_params_path(self.setup.checkpoint_dir)
+        os.makedirs(self.setup.checkpoint_dir, exist_ok=True)
+        temp = path + ".tmp"
+        self.model.save_parameters(temp)
+        os.replace(temp, path)
+        if self.setup.on_improved is not None:
+            self.setup.on_improved(path)
+
+    def _save_state(self, state: ts.TrainingState) -> None:
+        ts.save_training_state(self.setup.checkpoint_dir, state, self.model.save_parameters,
+                               self.trainer.save_states)
+
+    def _stop_now(self, state: ts.TrainingState) -> ts.TrainingState:
+        """Stop requested: save the full state (no evaluation) so that a restart resumes exactly here."""
+        self._drain_pending(state)
+        self.interrupted = True
+        if self.setup.is_master:
+            if not os.path.exists(ts.best_params_path(self.setup.checkpoint_dir)):
+                self._save_best()
+            self._save_state(state)
+        logger.info("stop requested: training state saved at update %d", state.num_updates)
+        return state
+
+    def _finish_distributed(self) -> None:
+        if self.setup.distributed is not None:
+            self.setup.distributed.finish()
+
+
+def copy_best_parameters(checkpoint_dir: str, destination: str) -> None:
+    """Copy the best parameters out of the checkpoint directory atomically."""
+    temp = destination + ".tmp"
+    shutil.copyfile(ts.best_params_path(checkpoint_dir), temp)
+    os.replace(temp, destination)
