@@ -1,0 +1,33 @@
+"""`decode`: a .rec file -> source and target text, ids turned back into tokens."""
+
+from seq2seq.data.atomic_file import atomic_output
+from seq2seq.data.recordio_codec import read_pairs
+from recordio_tools import options
+from recordio_tools.progress import Progress
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "decode", help="turn a .rec file back into text",
+        description="Write one line per record: the tokens of its ids separated by spaces "
+                    "(out-of-vocabulary tokens come back as <unk>).")
+    parser.add_argument("--input", required=True, metavar="F.rec", help="RecordIO-protobuf file to read")
+    parser.add_argument("--vocab", required=True, metavar="DIR", help="directory with vocab.src.json and vocab.trg.json")
+    parser.add_argument("--source", required=True, metavar="OUT", help="source text file to write")
+    parser.add_argument("--target", required=True, metavar="OUT", help="target text file to write")
+    options.add_quiet(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> None:
+    progress = Progress(f"decoding {args.input}", not args.quiet)
+    source_vocab, target_vocab = options.load_vocabularies(args.vocab)
+    count = 0
+    with atomic_output(args.source) as source_out, atomic_output(args.target) as target_out:
+        for source_ids, target_ids in read_pairs(args.input, require_target=False):
+            source_out.write((" ".join(source_vocab.decode(source_ids)) + "\n").encode("utf-8"))
+            target_out.write((" ".join(target_vocab.decode(target_ids)) + "\n").encode("utf-8"))
+            count += 1
+            if count % 4096 == 0:
+                progress.update(0.0, count)
+    print(f"decode: {count:,} records written to {args.source} and {args.target} in {progress.elapsed:.1f} s")

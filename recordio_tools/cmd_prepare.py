@@ -1,0 +1,42 @@
+"""`prepare`: training and validation text -> train.rec, val.rec, vocab.src.json, vocab.trg.json."""
+
+import os
+
+from seq2seq.constants import TRAIN_FILE, VALIDATION_FILE
+from recordio_tools import options
+from recordio_tools.corpus import build_vocabularies, encode_corpus
+from recordio_tools.progress import Progress
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "prepare", help="build vocabularies and write train.rec and val.rec",
+        description="Do what SageMaker's create_vocab_proto.py does: whitespace tokens, vocabularies "
+                    "from the training files (descending count, ties in reverse lexical order), "
+                    "one record per line pair, pairs with an empty side skipped.")
+    parser.add_argument("--train-source", required=True, metavar="F", help="training source text, one sentence per line")
+    parser.add_argument("--train-target", required=True, metavar="F", help="training target text, aligned by line")
+    parser.add_argument("--val-source", required=True, metavar="F", help="validation source text")
+    parser.add_argument("--val-target", required=True, metavar="F", help="validation target text")
+    parser.add_argument("--output", required=True, metavar="DIR", help="directory for the four output files")
+    options.add_vocab_options(parser)
+    options.add_quiet(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args) -> None:
+    clock = Progress("prepare", enabled=False)
+    options.make_output_dir(args.output)
+    source_vocab, target_vocab = build_vocabularies(
+        args.train_source, args.train_target, args.min_count, args.max_vocab_size, args.joint_vocab,
+        progress_enabled=not args.quiet)
+    train = encode_corpus(args.train_source, args.train_target, source_vocab, target_vocab,
+                          os.path.join(args.output, TRAIN_FILE), progress_enabled=not args.quiet)
+    val = encode_corpus(args.val_source, args.val_target, source_vocab, target_vocab,
+                        os.path.join(args.output, VALIDATION_FILE), progress_enabled=not args.quiet)
+    options.save_vocabularies(args.output, source_vocab, target_vocab)
+    print(f"prepare: {train.pairs_written:,} train pairs written ({train.pairs_skipped:,} skipped), "
+          f"{val.pairs_written:,} validation pairs written ({val.pairs_skipped:,} skipped); "
+          f"vocab {len(source_vocab):,} source / {len(target_vocab):,} target; unknown tokens "
+          f"train {100 * train.unknown_rate:.2f}% validation {100 * val.unknown_rate:.2f}%; "
+          f"{args.output} in {clock.elapsed:.1f} s")
