@@ -213,9 +213,11 @@ def _iter_payloads(reader: _FrameReader, name: str) -> Iterator[Tuple[int, int, 
             yield index, offset, payload
         elif cflag == CFLAG_START:
             yield index, offset, _join_parts(reader, name, index, offset, payload)
-        else:
-            raise DataFormatError(f"unexpected continuation flag {cflag}: no record was started",
+        elif cflag in (CFLAG_MIDDLE, CFLAG_END):
+            raise DataFormatError(f"continuation flag {cflag} without a preceding part with flag 1",
                                   name, offset, index)
+        else:
+            raise DataFormatError(f"invalid continuation flag {cflag} (must be 0..3)", name, offset, index)
         index += 1
 
 
@@ -265,47 +267,63 @@ class _PairBatch:
             self.lengths[side].append(len(values))
         self.where.append((index, offset))
 
-    def pairs(self, name: str) -> list:
-        """(source, target) int32 arrays per record; DataFormatError at the first negative id."""
-        sides = [self._split(side, key, name) for side, key in enumerate((SOURCE_FEATURE, TARGET_FEATURE))]
-        return list(zip(*sides))
+    def pairs(self, name: str) -> tuple:
+        """(pairs, error): int32 (source, target) arrays of the records before the first record
+        with a negative id, and a DataFormatError for that record (None if there is none)."""
+        good, error = len(self.where), None
+        sides = []
+        for side, key in enumerate((SOURCE_FEATURE, TARGET_FEATURE)):
+            ids, ends = np.array(self.ids[side], dtype=np.int32), np.cumsum(self.lengths[side], dtype=np.int64)
+            negative = np.flatnonzero(ids < 0)
+            if len(negative):
+                record = int(np.searchsorted(ends, negative[0], side="right"))
+                if record < good:
+                    good, error = record, self._negative_error(key, ids, ends, record, name)
+            sides.append((ids, [0] + ends.tolist()))
+        pairs = [tuple(ids[bounds[row]:bounds[row + 1]] for ids, bounds in sides) for row in range(good)]
+        return pairs, error
 
-    def _split(self, side, key, name):
-        ids = np.array(self.ids[side], dtype=np.int32)
-        ends = np.cumsum(self.lengths[side])
-        negative = np.flatnonzero(ids < 0)
-        if len(negative):
-            first = int(negative[0])
-            record = int(np.searchsorted(ends, first, side="right"))
-            position = first - (int(ends[record - 1]) if record else 0)
-            index, offset = self.where[record]
-            raise DataFormatError(f'features["{key}"] has negative token id {ids[first]} at position '
-                                  f"{position}", name, offset, index)
-        bounds = [0] + ends.tolist()
-        return [ids[start:end] for start, end in zip(bounds, bounds[1:])]
+    def _negative_error(self, key, ids, ends, record, name) -> DataFormatError:
+        start = int(ends[record - 1]) if record else 0
+        values = ids[start:int(ends[record])]
+        position = int(np.flatnonzero(values < 0)[0])
+        index, offset = self.where[record]
+        return DataFormatError(f'features["{key}"] has negative token id {values[position]} at position '
+                               f"{position}", name, offset, index)
+
+
+def _parse(payload, name, offset, index, require_target) -> tuple:
+    try:
+        features = Record.FromString(payload).features
+    except DecodeError as error:
+        raise DataFormatError(f"payload of {len(payload)} bytes is not an aialgs.data.Record "
+                              f"protobuf ({error})", name, offset, index) from None
+    source = _feature_values(features, SOURCE_FEATURE, True, name, offset, index)
+    target = _feature_values(features, TARGET_FEATURE, require_target, name, offset, index)
+    return source, target
 
 
 def _decode_pairs(payloads, name, require_target, batch_size=512) -> Iterator[Pair]:
     """Parse payloads with the protobuf library; yields every good pair before raising an error."""
-    parse = Record.FromString
     batch, error = _PairBatch(), None
-    for index, offset, payload in payloads:
+    while error is None:
         try:
-            features = parse(payload).features
-            source = _feature_values(features, SOURCE_FEATURE, True, name, offset, index)
-            target = _feature_values(features, TARGET_FEATURE, require_target, name, offset, index)
-        except DecodeError as decode_error:
-            error = DataFormatError(f"payload of {len(payload)} bytes is not an aialgs.data.Record "
-                                    f"protobuf ({decode_error})", name, offset, index)
+            index, offset, payload = next(payloads)
+            source, target = _parse(payload, name, offset, index, require_target)
+        except StopIteration:
+            break
         except DataFormatError as format_error:
             error = format_error
-        if error is not None:
             break
         batch.add(source, target, index, offset)
         if len(batch.where) >= batch_size:
-            yield from batch.pairs(name)
+            pairs, error = batch.pairs(name)
+            yield from pairs
             batch = _PairBatch()
-    yield from batch.pairs(name)
+    if batch.where:
+        pairs, batch_error = batch.pairs(name)
+        yield from pairs
+        error = batch_error or error        # a negative id comes before a later framing error
     if error is not None:
         raise error
 
