@@ -5,6 +5,7 @@ detects GPUs without initialising CUDA (CUDA does not survive `fork`).
 
 Variables:
     SAGEMAKER_BIND_TO_PORT          port to listen on (default 8080)
+    SEQ2SEQ_BIND_HOST               address to listen on (default 0.0.0.0; 127.0.0.1 for local tests)
     SAGEMAKER_MODEL_SERVER_WORKERS  gunicorn workers (default: one per GPU, else `default_cpu_workers()`)
     SAGEMAKER_MODEL_SERVER_TIMEOUT  seconds a request may take (default 60)
     SAGEMAKER_MAX_PAYLOAD_IN_MB     largest request body in MB (default 6; 0 means no limit)
@@ -74,13 +75,14 @@ class ServingSettings:
         workers = _read_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", default_workers, minimum=1)
         return cls(
             port=_read_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, minimum=1, maximum=65535),
+            host=(env.get("SEQ2SEQ_BIND_HOST") or "0.0.0.0").strip(),
             workers=workers,
             worker_threads=_read_int(env, "SEQ2SEQ_WORKER_THREADS", 32, minimum=1, maximum=1024),
             timeout_s=_read_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60, minimum=1),
             graceful_timeout_s=_read_int(env, "SEQ2SEQ_GRACEFUL_TIMEOUT", 25, minimum=0),
             max_payload_mb=_read_float(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6.0, minimum=0.0),
             base_dir=env.get("SAGEMAKER_BASE_DIR") or DEFAULT_BASE_DIR,
-            batch_wait_ms=_read_float(env, "SEQ2SEQ_BATCH_WAIT_MS", 5.0, minimum=0.0, maximum=1000.0),
+            batch_wait_ms=_read_float(env, "SEQ2SEQ_BATCH_WAIT_MS", 5.0, minimum=0.0, maximum=10000.0),
             max_batch_sentences=_read_int(env, "SEQ2SEQ_MAX_BATCH_SENTENCES", 64, minimum=1),
             num_gpus=num_gpus,
             batch_strategy=_read_choice(env, "SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD", BATCH_STRATEGIES),
