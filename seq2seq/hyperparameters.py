@@ -135,7 +135,9 @@ class Hyperparameters:
         "auto = every GPU, else one CPU; cpu:N = N CPU replicas; gpu:0,1 = those GPUs.", OURS)
     seed: int = _hp(13, Int(0, 2 ** 32 - 1), "Random seed.", OURS)
     log_frequency_num_batches: int = _hp(100, _POSITIVE, "Log training progress every N updates.", OURS)
-    precision: str = _hp("fp32", Choice("fp32", "bf16", "fp16"), "Training arithmetic.", OURS)
+    precision: str = _hp(
+        "fp32", Choice("fp32", "fp16"), "Training arithmetic; fp16 = mixed precision with loss scaling (GPU only).",
+        OURS)
     ps_port: int = _hp(8000, Int(1, 65535), "Parameter-server port (SageMaker's _ps_port is accepted).", OURS)
     peer_timeout_seconds: float = _hp(
         60.0, Float(0.0, low_open=True), "Seconds before an unreachable peer host fails the job.", OURS)

@@ -30,6 +30,7 @@ from .sagemaker_env import (SageMakerPaths, channel_record_sources, read_input_d
                             vocab_files)
 from .training import training_state as ts
 from .training.devices import contexts_for, local_kvstore_type
+from .training.precision import enable_mixed_precision
 from .training.trainer import Seq2SeqTrainer, TrainingSetup, copy_best_parameters
 
 logger = logging.getLogger("seq2seq.train")
@@ -127,6 +128,7 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
     config = model_config_for(hp, len(source_vocab), len(target_vocab), ratio_mean, ratio_std)
     mx.random.seed(hp.seed)
     np.random.seed(hp.seed)
+    enable_mixed_precision(hp.precision, contexts)
     model = Seq2SeqModel(config)
     model.initialize_parameters(initializer_for(hp), contexts)
     model.hybridize()

@@ -80,6 +80,13 @@ class Decoder(HybridBlock):
         Returns logits `(batch, steps, vocab)`, attention weights `(batch, steps, src_len)`, new states.
         With input feeding, `steps` must be 1: the previous attention hidden state is part of the input.
         """
+        attention_hidden, weights, new_states = self.run_hidden(F, target_input, states, encoded, keys,
+                                                                source_length)
+        return self.output_layer(attention_hidden), weights, new_states
+
+    def run_hidden(self, F, target_input, states, encoded, keys, source_length):
+        """Like `run` but stops before the output layer: attention hidden `(batch, steps, hidden)`, weights,
+        new states. Training with input feeding applies the output layer once to all steps."""
         config = self._config
         embedded = F.transpose(self.embed_dropout(self.embedding(target_input)), axes=(1, 0, 2))  # (steps, batch, E)
         layer_input = embedded
@@ -103,10 +110,9 @@ class Decoder(HybridBlock):
         if context is None:
             context, weights = self.attention(top, keys, encoded, source_length)
         attention_hidden = self.hidden_dropout(self.attention_hidden(F.concat(top, context, dim=2)))
-        logits = self.output_layer(attention_hidden)
         if config.input_feeding:
             new_states.append(F.reshape(attention_hidden, shape=(0, -1)))
-        return logits, weights, new_states
+        return attention_hidden, weights, new_states
 
     def _attend(self, F, layer_output, encoded, keys, source_length):
         return self.attention(F.transpose(layer_output, axes=(1, 0, 2)), keys, encoded, source_length)

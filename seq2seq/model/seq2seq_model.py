@@ -47,9 +47,11 @@ class Seq2SeqModel(Block):
         self.__dict__["_teacher_forced"] = _TeacherForcedProgram(self)
         self.__dict__["_encode"] = _EncodeProgram(self)
         self.__dict__["_step"] = _StepProgram(self)
+        self.__dict__["_hidden_step"] = _HiddenStepProgram(self)
+        self.__dict__["_output"] = _OutputProgram(self)
 
     def hybridize(self, active=True, **kwargs):
-        for program in (self._teacher_forced, self._encode, self._step):
+        for program in (self._teacher_forced, self._encode, self._step, self._hidden_step, self._output):
             program.hybridize(active, static_alloc=True, **kwargs)
 
     def forward(self, source, source_length, target_input, choose_next_input=None):
@@ -62,6 +64,8 @@ class Seq2SeqModel(Block):
         if not self.config.input_feeding and choose_next_input is None:
             return self._teacher_forced(source, source_length, target_input)
         encoded, states = self.encode(source, source_length)
+        if choose_next_input is None:
+            return self._input_fed_logits(target_input, states, encoded)
         step_logits = []
         next_ids = target_input[:, 0]
         for t in range(target_input.shape[1]):
@@ -72,6 +76,16 @@ class Seq2SeqModel(Block):
                 if choose_next_input is not None:
                     next_ids = choose_next_input(t, logits, next_ids)
         return mx.nd.stack(*step_logits, axis=1)
+
+    def _input_fed_logits(self, target_input, states, encoded: "EncodedSource"):
+        """Teacher forcing with input feeding: step through the RNN, then one output layer over all steps."""
+        hidden_steps = []
+        for t in range(target_input.shape[1]):
+            outputs = self._hidden_step(target_input[:, t], encoded.encoded, encoded.keys, encoded.source_length,
+                                        *states)
+            hidden_steps.append(outputs[0])
+            states = list(outputs[1:])
+        return self._output(mx.nd.stack(*hidden_steps, axis=1))
 
     def encode(self, source, source_length):
         """source `(batch, src_len)`, source_length `(batch,)` -> (EncodedSource, list of initial states)."""
@@ -123,3 +137,15 @@ class _StepProgram(_Program):
         logits, weights, new_states = self.model.decoder.run(
             F, F.expand_dims(previous_ids, axis=1), list(states), encoded, keys, source_length)
         return tuple([F.reshape(logits, shape=(0, -1)), F.reshape(weights, shape=(0, -1))] + new_states)
+
+
+class _HiddenStepProgram(_Program):
+    def hybrid_forward(self, F, previous_ids, encoded, keys, source_length, *states):
+        hidden, _, new_states = self.model.decoder.run_hidden(
+            F, F.expand_dims(previous_ids, axis=1), list(states), encoded, keys, source_length)
+        return tuple([F.reshape(hidden, shape=(0, -1))] + new_states)
+
+
+class _OutputProgram(_Program):
+    def hybrid_forward(self, F, attention_hidden):
+        return self.model.decoder.output_layer(attention_hidden)

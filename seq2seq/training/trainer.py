@@ -19,6 +19,7 @@ from ..data.vocab import Vocabulary
 from ..hyperparameters import Hyperparameters
 from ..inference.translator import DecodeOptions, Translator
 from ..model.seq2seq_model import Seq2SeqModel
+from . import precision
 from . import training_state as ts
 from .evaluation import bleu_sample, perplexity_and_accuracy, sample_bleu
 from .loss import MaskedCrossEntropy
@@ -65,6 +66,8 @@ class Seq2SeqTrainer:
         self.loss.hybridize(static_alloc=True)
         self.trainer = gluon.Trainer(self.model.collect_params(), self.hp.optimizer_type, self._optimizer_params(),
                                      kvstore=setup.kvstore, update_on_kvstore=False)
+        self.mixed_precision = setup.hp.precision != "fp32"
+        precision.prepare_trainer(self.trainer, self.mixed_precision)
         self.schedule: LearningRateSchedule = schedule_from_hyperparameters(self.hp)
         self.stop_requested = False
         self.interrupted = False
@@ -141,7 +144,7 @@ class Seq2SeqTrainer:
         with autograd.record():
             results = [self.loss(self.model(s.source, s.source_length, s.target_input, choose), s.labels)
                        for s in shards]
-        autograd.backward([r[0] for r in results])
+        precision.backward([r[0] for r in results], self.trainer, self.mixed_precision)
         tokens = batch.num_target_tokens * self.setup.num_workers
         if self.hp.gradient_clip_norm > 0:
             self.trainer.allreduce_grads()

@@ -170,7 +170,7 @@ def test_parse_devices_rejects_garbage():
     ("devices", "gpu:0;1", "auto, cpu, cpu:N or gpu:I,J,..."),
     ("seed", "-1", "integer in [0, 4294967295]"),
     ("log_frequency_num_batches", "0", "integer >= 1"),
-    ("precision", "fp64", "fp32, bf16, fp16"),
+    ("precision", "fp64", "fp32, fp16"),
     ("ps_port", "70000", "integer in [1, 65535]"),
     ("peer_timeout_seconds", "0", "number > 0.0"),
     ("input_feeding", "maybe", "true or false"),
