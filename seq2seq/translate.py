@@ -131,16 +131,21 @@ def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO)
 def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    # UTF-8 whatever the locale; detached afterwards so that the process's own streams stay open.
+    stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8") if not args.input else io.StringIO()
+    stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8") if not args.output else io.StringIO()
     try:
-        stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
-        stdout = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8")
         return run(args, stdin, stdout, sys.stderr)
-    except UnicodeDecodeError as error:
-        print(f"translate: standard input is not valid UTF-8 (byte {error.start} of a read block)", file=sys.stderr)
-        return 1
     except UserError as error:
         print(f"translate: {error.message}", file=sys.stderr)
         return 1
+    except UnicodeDecodeError as error:
+        print(f"translate: standard input is not valid UTF-8 (byte {error.start} of a read block)", file=sys.stderr)
+        return 1
+    finally:
+        for stream in (stdin, stdout):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.detach()  # flushes first
 
 
 if __name__ == "__main__":
