@@ -2,7 +2,8 @@
 
 The hub tracks one connection per host. It broadcasts `abort` when a host's connection drops
 before `done`, when a host is silent for `peer_timeout` seconds, when a host reports `fail`, and
-when a host has not connected `startup_timeout` seconds after the hub started. It answers
+when a host has not connected `startup_timeout` seconds after the hub started, and when the hosts
+finish after different numbers of updates. It answers
 `gather` with `gathered` once every host contributed, and sends `release` once every host is done.
 See `seq2seq.training.peer_watchdog` for the worker side and the message list.
 """
@@ -60,6 +61,7 @@ class _Peer:
         self.sock = sock
         self.lock = threading.Lock()
         self.done = False
+        self.update = None
         self.closed = False
 
 
@@ -141,6 +143,10 @@ class HeartbeatHub:
             peer = _Peer(host, conn)
             self._peers[host] = peer
             earlier = list(self._failed.items())
+            finished = [(p.host, p.update) for p in self._peers.values() if p.done]
+        for finished_host, update in finished:  # news from before this host registered
+            send_message(conn, peer.lock, {"type": "finished", "host": finished_host,
+                                           "update": update})
         for failed_host, (kind, detail) in earlier:
             send_message(conn, peer.lock, {"type": "abort", "host": failed_host, "kind": kind,
                                            "detail": detail})
@@ -149,16 +155,30 @@ class HeartbeatHub:
     def _handle(self, peer: _Peer, message: dict) -> None:
         kind = message.get("type")
         if kind == "done":
-            with self._lock:
-                peer.done = True
-                everyone = (not self._failed and len(self._peers) == len(self.hosts)
-                            and all(p.done for p in self._peers.values()))
-            if everyone:
-                self._broadcast({"type": "release"})
+            self._done(peer, message.get("update"))
         elif kind == "fail":
             self._fail(peer.host, "failed", str(message.get("reason", "no reason given")))
         elif kind == "gather":
             self._gather(peer.host, message.get("seq"), message.get("value"))
+
+    def _done(self, peer: _Peer, update) -> None:
+        """A host finished after `update`: tell the others (a host still stepping beyond it has
+        diverged and would hang in dist_sync), and release everyone once all agree."""
+        with self._lock:
+            peer.done = True
+            peer.update = update
+            peers = list(self._peers.values())
+            everyone = (not self._failed and len(peers) == len(self.hosts)
+                        and all(p.done for p in peers))
+        self._broadcast({"type": "finished", "host": peer.host, "update": update}, skip=peer.host)
+        if not everyone:
+            return
+        updates = {p.host: p.update for p in peers}
+        if len(set(updates.values())) > 1:
+            detail = ", ".join(f"{h} after update {updates[h]}" for h in self.hosts)
+            self._fail(peer.host, "diverged", detail, tell_the_host=True)
+        else:
+            self._broadcast({"type": "release"})
 
     def _gather(self, host: str, seq, value) -> None:
         with self._lock:
@@ -171,14 +191,14 @@ class HeartbeatHub:
             self._broadcast({"type": "gathered", "seq": seq,
                              "values": [values[h] for h in self.hosts]})
 
-    def _fail(self, host: str, kind: str, detail=None) -> None:
+    def _fail(self, host: str, kind: str, detail=None, tell_the_host: bool = False) -> None:
         with self._lock:
             if host in self._failed:
                 return
             self._failed[host] = (kind, detail)
         logger.error("watchdog hub: host %s %s %s", host, kind, "" if detail is None else detail)
         self._broadcast({"type": "abort", "host": host, "kind": kind, "detail": detail},
-                        skip=host)
+                        skip=None if tell_the_host else host)
 
     def report_failure(self, host: str, reason: str) -> None:
         """The master's own process failed: abort every other host."""

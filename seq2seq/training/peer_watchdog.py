@@ -16,7 +16,7 @@ the scheduler is gone. So every training process also runs a `PeerWatchdog`:
   the reason to `on_fatal` (the job writes /opt/ml/output/failure) and calls `exit_fn(1)`.
 
 Messages are JSON objects, one per line (UTF-8): `hello`, `hb`, `done`, `fail`, `gather` from a
-worker; `hb`, `abort`, `release`, `gathered` from the hub.
+worker; `hb`, `abort`, `finished`, `release`, `gathered` from the hub.
 """
 
 import json
@@ -48,6 +48,9 @@ def describe_abort(message: dict, update: int, master_host: str, port: int) -> s
     if kind == "failed":
         return (f"worker on host {host} failed ({detail}); this host stopped at update {update} "
                 f"because {WRONG_GRADIENTS}")
+    if kind == "diverged":
+        return (f"the hosts finished after different numbers of updates ({detail}); "
+                f"their stopping decisions diverged")
     if kind == "absent":
         return (f"worker on host {host} did not connect to the master {master_host} within "
                 f"{detail:g} s; check that every host runs the training job and that TCP port "
@@ -93,6 +96,7 @@ class PeerWatchdog:
         self._released = False
         self._finished = False
         self._gathered = {}
+        self._finished_peers = {}
         self._gather_seq = 0
         self._deadline_thread = None
 
@@ -161,6 +165,9 @@ class PeerWatchdog:
             with self._cond:
                 self._released = True
                 self._cond.notify_all()
+        elif kind == "finished":
+            with self._cond:
+                self._finished_peers[message["host"]] = message.get("update")
         elif kind == "gathered":
             with self._cond:
                 self._gathered[message["seq"]] = message["values"]
@@ -206,13 +213,26 @@ class PeerWatchdog:
         self.exit_fn(1)
 
     def check(self, update: int = None) -> None:
-        """Call once per update. Raises DistributedError if a peer (or this process) failed.
+        """Call right before each update. Raises DistributedError if a peer (or this process)
+        failed, or if a peer already finished at an earlier update (diverged stopping decisions).
 
-        update: this host's update count, used in the failure message; counts calls if None.
+        update: the number of updates done so far on this host; counts calls if None.
         """
         self.update = self.update + 1 if update is None else int(update)
+        if self._failure is None and self._finished_peers:
+            self._check_not_beyond_finished_peers()
         if self._failure is not None:
             raise DistributedError(self._failure)
+
+    def _check_not_beyond_finished_peers(self) -> None:
+        with self._cond:
+            beyond = [(host, last) for host, last in self._finished_peers.items()
+                      if last is not None and self.update > last]
+        if beyond:
+            host, last = beyond[0]
+            self.fail(f"worker on host {host} finished at update {last} while host {self.host} "
+                      f"went on to update {self.update}; the hosts' stopping decisions diverged "
+                      f"and dist_sync cannot continue")
 
     def fail(self, reason: str) -> None:
         """Report that this process is failing, so that every peer stops too (then exit)."""
@@ -255,12 +275,13 @@ class PeerWatchdog:
     def finish(self, timeout: float = None) -> None:
         """Clean end: say `done`, wait until every host said it too, then close the channel.
 
-        Call after the last update (and after `mx.nd.waitall()`), before writing the model.
-        Raises DistributedError when a peer failed before finishing.
+        Call after the last update (and after `mx.nd.waitall()`), before writing the model. The
+        last `check()` value travels with `done`: hosts that disagree all get DistributedError,
+        as they do when a peer failed before finishing.
         """
         if self._failure is not None:
             raise DistributedError(self._failure)
-        send_message(self._sock, self._send_lock, {"type": "done"})
+        send_message(self._sock, self._send_lock, {"type": "done", "update": self.update})
         self._wait_for(lambda: self._released, timeout)
         with self._cond:
             self._finished = True

@@ -82,7 +82,8 @@ def wait_for_error(watchdog, within_seconds):
         except DistributedError as error:
             return error, time.monotonic() - started
         time.sleep(0.02)
-    raise AssertionError(f"no DistributedError within {within_seconds} s")
+    raise AssertionError(f"no DistributedError within {within_seconds} s (update {watchdog.update}, "
+                         f"finished peers {watchdog._finished_peers})")
 
 
 def run_in_threads(*calls):
@@ -325,3 +326,38 @@ def test_role_environment_follows_sagemakers_mxnet_launcher():
     assert "DMLC_NODE_HOST" not in scheduler and scheduler["DMLC_ROLE"] == "scheduler"
     with pytest.raises(ValueError, match="unknown ps-lite role"):
         role_environment("observer", "10.0.0.1", 8000, 3)
+
+
+def test_host_still_stepping_after_a_peer_finished_fails_both(port):
+    """Diverged stopping decisions: algo-1 finishes after 5 updates, algo-2 goes on to a 6th."""
+    recorder = ExitRecorder()
+    master, worker = start_pair(port, recorder)
+    for update in range(5):
+        master.check(update)
+        worker.check(update)
+    errors = []
+
+    def finish_master():
+        try:
+            master.finish(timeout=10)
+        except DistributedError as error:
+            errors.append(error)
+
+    finisher = threading.Thread(target=finish_master)
+    finisher.start()
+    error, _ = wait_for_error(worker, 5.0)  # checks 1, 2, ... : check(5) is one update too many
+    finisher.join(10)
+    assert "worker on host algo-1 finished at update 4 while host algo-2 went on" in str(error)
+    assert len(errors) == 1 and "stopping decisions diverged" in str(errors[0])
+    worker.close()
+
+
+def test_finish_with_different_update_counts_fails_everyone(port):
+    recorder = ExitRecorder()
+    master, worker = start_pair(port, recorder)
+    master.check(9)
+    worker.check(8)  # algo-2 finishes first, one update short; algo-1 does not check again
+    errors = run_in_threads(lambda: worker.finish(timeout=10), lambda: master.finish(timeout=10))
+    assert all(isinstance(e, DistributedError) for e in errors), errors
+    assert "the hosts finished after different numbers of updates (algo-1 after update 9, " \
+           "algo-2 after update 8)" in str(errors[0])
