@@ -37,15 +37,28 @@ class Batch:
         return [shard.load(ctx) for shard, ctx in zip(self.shards(len(contexts)), contexts)]
 
     def load(self, ctx) -> "LoadedBatch":
-        return LoadedBatch(*(mx.nd.array(a, ctx=ctx, dtype="float32")
-                             for a in (self.source, self.source_length, self.target_input, self.labels)))
+        flat_labels = self.labels.reshape(-1)
+        positions = np.flatnonzero(flat_labels != 0)
+        arrays = (self.source, self.source_length, self.target_input, self.labels, flat_labels[positions])
+        return LoadedBatch(*(mx.nd.array(a, ctx=ctx, dtype="float32") for a in arrays),
+                           valid_positions=mx.nd.array(positions, ctx=ctx, dtype="int64"))
 
 
 @dataclass
 class LoadedBatch:
-    """The NDArray form of a Batch shard on one device (all float32)."""
+    """The NDArray form of a Batch shard on one device. valid_positions `(tokens,)` int64 indexes the
+    non-padding positions of the flattened `(batch * trg_len)` target; valid_labels `(tokens,)` are their labels."""
 
     source: mx.nd.NDArray
     source_length: mx.nd.NDArray
     target_input: mx.nd.NDArray
     labels: mx.nd.NDArray
+    valid_labels: mx.nd.NDArray
+    valid_positions: mx.nd.NDArray
+
+    def valid_logits(self, model, choose_next_input=None) -> mx.nd.NDArray:
+        """Logits `(tokens, vocab)` of the non-padding target positions only: the output layer, the largest
+        cost of a step, never runs on padding."""
+        hidden = model.target_hidden(self.source, self.source_length, self.target_input, choose_next_input)
+        rows = mx.nd.take(hidden.reshape((-1, hidden.shape[-1])), self.valid_positions)
+        return model.output_logits(rows)

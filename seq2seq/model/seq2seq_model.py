@@ -48,44 +48,44 @@ class Seq2SeqModel(Block):
         self.__dict__["_encode"] = _EncodeProgram(self)
         self.__dict__["_step"] = _StepProgram(self)
         self.__dict__["_hidden_step"] = _HiddenStepProgram(self)
-        self.__dict__["_output"] = _OutputProgram(self)
 
     def hybridize(self, active=True, **kwargs):
-        for program in (self._teacher_forced, self._encode, self._step, self._hidden_step, self._output):
+        for program in (self._teacher_forced, self._encode, self._step, self._hidden_step):
             program.hybridize(active, static_alloc=True, **kwargs)
 
     def forward(self, source, source_length, target_input, choose_next_input=None):
         """Logits `(batch, trg_len, vocab)` for target_input `(batch, trg_len)` (starting with <s>).
 
-        Without input feeding and without `choose_next_input` this is one fused pass. Otherwise the decoder runs
-        step by step; `choose_next_input(step, logits, reference_ids)` may replace the reference ids fed at the
-        next step (scheduled sampling).
+        See `target_hidden`; training calls that and `output_logits` on the unpadded positions only.
+        """
+        return self.output_logits(self.target_hidden(source, source_length, target_input, choose_next_input))
+
+    def output_logits(self, hidden):
+        """The output layer: hidden `(..., rnn_num_hidden)` -> logits `(..., target_vocab)`. Imperative, so that
+        callers may pass any number of gathered rows."""
+        return self.decoder.output_layer(hidden)
+
+    def target_hidden(self, source, source_length, target_input, choose_next_input=None):
+        """Attention hidden states `(batch, trg_len, rnn_num_hidden)` before the output layer.
+
+        Without input feeding and without `choose_next_input` this is one fused pass over the target. Otherwise
+        the decoder runs step by step; `choose_next_input(step, logits, reference_ids)` may replace the
+        reference ids fed at the next step (scheduled sampling).
         """
         if not self.config.input_feeding and choose_next_input is None:
             return self._teacher_forced(source, source_length, target_input)
         encoded, states = self.encode(source, source_length)
-        if choose_next_input is None:
-            return self._input_fed_logits(target_input, states, encoded)
-        step_logits = []
+        hidden_steps = []
         next_ids = target_input[:, 0]
         for t in range(target_input.shape[1]):
-            logits, _, states = self.decode_step(next_ids, states, encoded)
-            step_logits.append(logits)
+            outputs = self._hidden_step(next_ids, encoded.encoded, encoded.keys, encoded.source_length, *states)
+            hidden_steps.append(outputs[0])
+            states = list(outputs[1:])
             if t + 1 < target_input.shape[1]:
                 next_ids = target_input[:, t + 1]
                 if choose_next_input is not None:
-                    next_ids = choose_next_input(t, logits, next_ids)
-        return mx.nd.stack(*step_logits, axis=1)
-
-    def _input_fed_logits(self, target_input, states, encoded: "EncodedSource"):
-        """Teacher forcing with input feeding: step through the RNN, then one output layer over all steps."""
-        hidden_steps = []
-        for t in range(target_input.shape[1]):
-            outputs = self._hidden_step(target_input[:, t], encoded.encoded, encoded.keys, encoded.source_length,
-                                        *states)
-            hidden_steps.append(outputs[0])
-            states = list(outputs[1:])
-        return self._output(mx.nd.stack(*hidden_steps, axis=1))
+                    next_ids = choose_next_input(t, self.output_logits(outputs[0]), next_ids)
+        return mx.nd.stack(*hidden_steps, axis=1)
 
     def encode(self, source, source_length):
         """source `(batch, src_len)`, source_length `(batch,)` -> (EncodedSource, list of initial states)."""
@@ -120,8 +120,8 @@ class _TeacherForcedProgram(_Program):
         encoded, summary = model.encoder(source, source_length)
         states = model.decoder.initial_states(F, summary)
         keys = model.decoder.keys(encoded)
-        logits, _, _ = model.decoder.run(F, target_input, states, encoded, keys, source_length)
-        return logits
+        hidden, _, _ = model.decoder.run_hidden(F, target_input, states, encoded, keys, source_length)
+        return hidden
 
 
 class _EncodeProgram(_Program):
@@ -144,8 +144,3 @@ class _HiddenStepProgram(_Program):
         hidden, _, new_states = self.model.decoder.run_hidden(
             F, F.expand_dims(previous_ids, axis=1), list(states), encoded, keys, source_length)
         return tuple([F.reshape(hidden, shape=(0, -1))] + new_states)
-
-
-class _OutputProgram(_Program):
-    def hybrid_forward(self, F, attention_hidden):
-        return self.model.decoder.output_layer(attention_hidden)

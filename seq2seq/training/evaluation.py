@@ -17,7 +17,7 @@ def perplexity_and_accuracy(model, iterator: BucketBatchIterator, ctx) -> dict:
     nll_sum, correct_sum, tokens = 0.0, 0.0, 0
     for batch in iterator.epoch(IteratorPosition()):
         loaded = batch.load(ctx)
-        _, nll, correct = loss(model(loaded.source, loaded.source_length, loaded.target_input), loaded.labels)
+        _, nll, correct = loss(loaded.valid_logits(model), loaded.valid_labels)
         nll_sum += nll.asscalar()
         correct_sum += correct.asscalar()
         tokens += batch.num_target_tokens

@@ -62,8 +62,7 @@ class Seq2SeqTrainer:
         self.setup = setup
         self.hp = setup.hp
         self.model = setup.model
-        self.loss = MaskedCrossEntropy(self.hp.label_smoothing)
-        self.loss.hybridize(static_alloc=True)
+        self.loss = MaskedCrossEntropy(self.hp.label_smoothing, with_accuracy=False)
         self.trainer = gluon.Trainer(self.model.collect_params(), self.hp.optimizer_type, self._optimizer_params(),
                                      kvstore=setup.kvstore, update_on_kvstore=False)
         self.mixed_precision = setup.hp.precision != "fp32"
@@ -142,8 +141,7 @@ class Seq2SeqTrainer:
         choose = self._scheduled_sampler(state.num_updates)
         shards = batch.split_and_load(self.setup.contexts)
         with autograd.record():
-            results = [self.loss(self.model(s.source, s.source_length, s.target_input, choose), s.labels)
-                       for s in shards]
+            results = [self.loss(s.valid_logits(self.model, choose), s.valid_labels) for s in shards]
         precision.backward([r[0] for r in results], self.trainer, self.mixed_precision)
         tokens = batch.num_target_tokens * self.setup.num_workers
         if self.hp.gradient_clip_norm > 0:
