@@ -35,7 +35,9 @@ _MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtyp
 _MULTIPLIERS = [np.uint64(m) for m in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)]
 _LENGTH_MULTIPLIER = np.uint64(0x27D4EB2F165667C5)
 _FINAL_MULTIPLIER = np.uint64(0xFF51AFD7ED558CCD)
-_EMPTY = np.uint64((1 << 64) - 1)                # id column of a free table slot
+_LOW_56 = np.uint64((1 << 56) - 1)
+_LONG_MARK = np.uint64(0xFF << 56)
+_FREE = np.uint64(0)                             # key of a free table slot (no token has key 0)
 
 
 def _whitespace_mask(block: bytes, data: np.ndarray) -> np.ndarray:
@@ -70,10 +72,30 @@ def _token_words(buffer: bytes, starts: np.ndarray, lengths: np.ndarray) -> list
     return words
 
 
-def _slots(words: list, lengths: np.ndarray, bits: int) -> np.ndarray:
-    mixed = lengths.astype(np.uint64) * _LENGTH_MULTIPLIER
-    for word, multiplier in zip(words, _MULTIPLIERS):
-        mixed ^= word * multiplier
+def _token_keys(buffer: bytes, starts: np.ndarray, lengths: np.ndarray):
+    """64-bit keys of tokens (t,), plus the words of the tokens longer than 7 bytes.
+
+    A token of 1..7 bytes has the exact key `bytes | length << 56`. A longer one has a hash of
+    its three words and length with the top byte 0xFF, so it never equals a short key; a
+    matching hash key is confirmed by comparing the words and the length. Returns (keys, long_rows,
+    long_words) with long_words = [word 0, word 1, word 2, length], each (len(long_rows),).
+    """
+    view = np.ndarray(shape=(len(buffer) - 7,), dtype="<u8", buffer=buffer, offset=0, strides=(1,))
+    keys = (view[starts] & _MASKS[np.minimum(lengths, 7)]) | (lengths.astype(np.uint64) << np.uint64(56))
+    long_rows = np.flatnonzero(lengths > 7)
+    long_words = _token_words(buffer, starts[long_rows], lengths[long_rows])
+    long_words.append(lengths[long_rows].astype(np.uint64))          # the length is compared too
+    if len(long_rows):
+        mixed = lengths[long_rows].astype(np.uint64) * _LENGTH_MULTIPLIER
+        for word, multiplier in zip(long_words[:_WORDS], _MULTIPLIERS):
+            mixed ^= word * multiplier
+        mixed ^= mixed >> np.uint64(31)
+        keys[long_rows] = (mixed & _LOW_56) | _LONG_MARK
+    return keys, long_rows, long_words
+
+
+def _slots(keys: np.ndarray, bits: int) -> np.ndarray:
+    mixed = keys * _MULTIPLIERS[0]
     mixed ^= mixed >> np.uint64(29)
     mixed *= _FINAL_MULTIPLIER
     return (mixed >> np.uint64(64 - bits)).astype(np.int64)
@@ -93,33 +115,55 @@ def _token_bounds(block: bytes):
     return starts, ends, per_line
 
 
+def _encode_tokens(tokens: list):
+    """UTF-8 of all tokens concatenated, with each token's start (n,) and byte length (n,)."""
+    joined = "\n".join(tokens)
+    if joined.count("\n") == max(len(tokens) - 1, 0):     # no token holds a newline itself
+        buffer = joined.encode("utf-8")
+        ends = np.append(np.flatnonzero(np.frombuffer(buffer, dtype=np.uint8) == 10), len(buffer))
+        starts = np.concatenate([[0], ends[:-1] + 1]) if len(tokens) else np.zeros(0, dtype=np.int64)
+        return buffer, starts.astype(np.int64), (ends[:len(tokens)] - starts).astype(np.int64)
+    encoded = [token.encode("utf-8") for token in tokens]
+    lengths = np.array([len(token) for token in encoded], dtype=np.int64)
+    return b"".join(encoded), np.cumsum(lengths) - lengths, lengths
+
+
 class TokenIdMapper:
     """Maps blocks of lines to token ids with a fixed token -> id dictionary."""
 
     def __init__(self, token_to_id: dict, unknown_id: int = UNK_ID):
         self._token_to_id = dict(token_to_id)
         self._unknown_id = unknown_id
-        encoded = {token.encode("utf-8"): token_id for token, token_id in self._token_to_id.items()}
-        self._long = {token: token_id for token, token_id in encoded.items() if len(token) > KEY_BYTES}
-        short = [(token, token_id) for token, token_id in encoded.items() if len(token) <= KEY_BYTES]
-        self._build_table(short)
+        buffer, starts, lengths = _encode_tokens(list(self._token_to_id))
+        ids = np.fromiter(self._token_to_id.values(), dtype=np.int64, count=len(self._token_to_id))
+        long_rows = np.flatnonzero(lengths > KEY_BYTES).tolist()
+        self._long = {buffer[starts[row]:starts[row] + lengths[row]]: int(ids[row]) for row in long_rows}
+        short = np.flatnonzero(lengths <= KEY_BYTES)
+        self._build_table(buffer + _PAD, starts[short], lengths[short], ids[short])
 
-    def _build_table(self, short: list) -> None:
-        """Open addressing, linear probing; rows are [word 0, word 1, word 2, length, id]."""
-        self._bits = max(4, int(2 * max(len(short), 1) - 1).bit_length() + 1)   # load factor <= 1/2
+    def _build_table(self, buffer: bytes, starts, lengths, ids) -> None:
+        """Open addressing with linear probing over the tokens' 64-bit keys (table load <= 1/2)."""
+        self._bits = max(4, int(2 * max(len(ids), 1) - 1).bit_length() + 1)
         size = 1 << self._bits
-        lengths = np.array([len(token) for token, _ in short], dtype=np.int64)
-        buffer = b"".join(token for token, _ in short) + _PAD
-        starts = np.cumsum(lengths) - lengths
-        words = _token_words(buffer, starts, lengths)
-        slots = _slots(words, lengths, self._bits).tolist()
-        self._table = np.zeros((size, _WORDS + 2), dtype=np.uint64)
-        self._table[:, _WORDS + 1] = _EMPTY
-        occupied = self._table[:, _WORDS + 1]
-        for row, (slot, (_, token_id)) in enumerate(zip(slots, short)):
-            while occupied[slot] != _EMPTY:
-                slot = (slot + 1) & (size - 1)
-            self._table[slot] = [word[row] for word in words] + [lengths[row], token_id]
+        keys, long_rows, long_words = _token_keys(buffer, starts, lengths)
+        self._keys = np.zeros(size, dtype=np.uint64)
+        self._ids = np.zeros(size, dtype=np.int64)
+        self._long_words = np.zeros((size, _WORDS + 1), dtype=np.uint64)  # words + length, long tokens
+        words = np.zeros((len(ids), _WORDS + 1), dtype=np.uint64)
+        for column, word in enumerate(long_words):
+            words[long_rows, column] = word
+        pending, slots = np.arange(len(ids)), _slots(keys, self._bits)
+        while len(pending):
+            # All tokens at once: a token takes its slot if the slot is free and no earlier token
+            # wants it this round; the others move one slot on.
+            free = self._keys[slots] == _FREE
+            _, first = np.unique(np.where(free, slots, -1), return_index=True)
+            placed = np.zeros(len(pending), dtype=bool)
+            placed[first] = True
+            placed &= free
+            chosen, rows = slots[placed], pending[placed]
+            self._keys[chosen], self._ids[chosen], self._long_words[chosen] = keys[rows], ids[rows], words[rows]
+            pending, slots = pending[~placed], (slots[~placed] + 1) & (size - 1)
 
     def map_block(self, block: bytes):
         """Ids of all tokens, flat (t,) int64, and tokens per line (lines,) int64."""
@@ -136,25 +180,33 @@ class TokenIdMapper:
 
     def _lookup_short(self, buffer, starts, lengths, rows, ids) -> None:
         """Set ids[rows] to the ids of the tokens at starts (k,) with lengths (k,); misses keep UNK."""
-        words = _token_words(buffer, starts, lengths)
-        key = words + [lengths.astype(np.uint64)]
-        slots = _slots(words, lengths, self._bits)
-        mask = (1 << self._bits) - 1
-        pending = None                                  # None: all tokens, else indices into them
-        while True:
-            entries = self._table[slots]
-            differs = entries[:, 0] ^ (key[0] if pending is None else key[0][pending])
-            for column in range(1, _WORDS + 1):
-                differs |= entries[:, column] ^ (key[column] if pending is None else key[column][pending])
-            found = entries[:, _WORDS + 1]
-            match = differs == 0
-            targets = rows if pending is None else rows[pending]
-            ids[targets[match]] = found[match].astype(np.int64)
-            probe_on = np.flatnonzero(~match & (found != _EMPTY))
-            if not len(probe_on):
-                return
-            pending = probe_on if pending is None else pending[probe_on]
-            slots = (slots[probe_on] + 1) & mask
+        keys, long_rows, long_words = _token_keys(buffer, starts, lengths)
+        long_index = None
+        if len(long_rows):
+            long_index = np.full(len(keys), -1, dtype=np.int64)
+            long_index[long_rows] = np.arange(len(long_rows))
+        slots = _slots(keys, self._bits)
+        pending = np.arange(len(keys))
+        while len(pending):
+            found = self._keys[slots]
+            match = found == keys[pending]
+            if long_index is not None:
+                self._confirm_long(match, slots, long_index[pending], long_words)
+            hits = np.flatnonzero(match)
+            ids[rows[pending[hits]]] = self._ids[slots[hits]]
+            probe_on = np.flatnonzero(~match & (found != _FREE))
+            pending, slots = pending[probe_on], (slots[probe_on] + 1) & ((1 << self._bits) - 1)
+
+    def _confirm_long(self, match, slots, long_index, long_words) -> None:
+        """Clear match[i] where a long token's hash key matched but its bytes differ."""
+        check = np.flatnonzero(match & (long_index >= 0))
+        if not len(check):
+            return
+        stored = self._long_words[slots[check]]
+        same = np.ones(len(check), dtype=bool)
+        for column, word in enumerate(long_words):
+            same &= stored[:, column] == word[long_index[check]]
+        match[check[~same]] = False
 
     def map_lines_slowly(self, block: bytes):
         """Reference implementation with `str.split()`; same result as `map_block`."""

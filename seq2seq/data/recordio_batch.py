@@ -30,14 +30,16 @@ _VARINT_BOUNDS = (1 << 7, 1 << 14, 1 << 21, 1 << 28)
 def varint_sizes(values: np.ndarray) -> np.ndarray:
     """Bytes of the base-128 varint of each value; values (n,) int64 in [0, 2**35)."""
     sizes = np.ones(values.shape, dtype=np.int64)
+    largest = int(values.max()) if len(values) else 0
     for bound in _VARINT_BOUNDS:
+        if largest < bound:
+            break
         sizes += values >= bound
     return sizes
 
 
 def put_varints(out: np.ndarray, positions: np.ndarray, values: np.ndarray, sizes: np.ndarray) -> None:
     """Write the varint of values[i] (sizes[i] bytes) at out[positions[i]:]; all (n,) int64."""
-    positions, values, sizes = positions, values, sizes
     for byte_index in range(5):
         if byte_index:
             keep = np.flatnonzero(sizes > byte_index)
@@ -46,6 +48,21 @@ def put_varints(out: np.ndarray, positions: np.ndarray, values: np.ndarray, size
             positions, values, sizes = positions[keep], values[keep], sizes[keep]
         more = (sizes > byte_index + 1).astype(np.int64) << 7
         out[positions + byte_index] = ((values >> (7 * byte_index)) & 0x7F) | more
+
+
+def put_varint_run(out: np.ndarray, positions: np.ndarray, values: np.ndarray, sizes: np.ndarray) -> None:
+    """Like put_varints for varints that follow each other (positions[i+1] = positions[i] + sizes[i]).
+
+    Every value writes its widest byte count, the last byte first: a byte past a short varint is
+    overwritten by the next varint later, or lands in space that is written after this call (the
+    caller leaves max(sizes) bytes of slack at the end of `out`).
+    """
+    width = int(sizes.max()) if len(sizes) else 0
+    for byte_index in reversed(range(width)):
+        chunk = (values >> (7 * byte_index)) & 0x7F
+        if byte_index < width - 1:
+            chunk |= (sizes > byte_index + 1).astype(np.int64) << 7
+        out[positions + byte_index] = chunk
 
 
 def _put_byte(out, positions, byte):
@@ -79,8 +96,20 @@ class _Side:
         self.entry = 8 + 1 + varint_sizes(self.value) + self.value
         self.field = 1 + varint_sizes(self.entry) + self.entry
 
-    def write(self, out, positions):
-        """Write this side's map entry of every record at `positions`; returns the end positions."""
+    @property
+    def header_size(self) -> np.ndarray:
+        """Bytes before the packed ids in this side's map entry, per record (n,)."""
+        nonempty = self.packed > 0
+        return (1 + varint_sizes(self.entry) + 8 + 1 + varint_sizes(self.value) + 1
+                + varint_sizes(self.tensor) + nonempty * (1 + varint_sizes(self.packed)))
+
+    def write_ids(self, out, packed_starts) -> None:
+        """Write the packed ids of every record at packed_starts (n,); garbage may follow each run."""
+        id_positions = np.repeat(packed_starts - self.first_offset, self.lengths) + self.id_offsets
+        put_varint_run(out, id_positions, self.ids, self.id_sizes)
+
+    def write_header(self, out, positions) -> None:
+        """Write the map entry's bytes before the packed ids of every record at positions (n,)."""
         positions = _put_byte(out, positions, 0x0A)
         positions = _put_length(out, positions, self.entry)
         out[positions[:, None] + np.arange(8)] = _KEY_BYTES[self.name]
@@ -88,18 +117,11 @@ class _Side:
         positions = _put_length(out, positions, self.value)
         positions = _put_byte(out, positions, 0x3A)
         positions = _put_length(out, positions, self.tensor)
-        nonempty = self.packed > 0
-        if not nonempty.all():
-            positions = positions.copy()
-            rows = np.flatnonzero(nonempty)
-            rows_positions = _put_byte(out, positions[rows], 0x0A)
-            positions[rows] = _put_length(out, rows_positions, self.packed[rows])
-        else:
-            positions = _put_byte(out, positions, 0x0A)
-            positions = _put_length(out, positions, self.packed)
-        id_positions = np.repeat(positions - self.first_offset, self.lengths) + self.id_offsets
-        put_varints(out, id_positions, self.ids, self.id_sizes)
-        return positions + self.packed
+        rows = np.flatnonzero(self.packed > 0)
+        if len(rows) < len(positions):
+            positions = positions[rows]
+        positions = _put_byte(out, positions, 0x0A)
+        _put_length(out, positions, self.packed[rows])
 
 
 def _as_ids(name, ids, lengths):
@@ -127,10 +149,21 @@ def encode_records(source_ids, source_lengths, target_ids, target_lengths) -> by
                         f"the RecordIO limit of {MAX_RECORD_LENGTH} bytes")
     record_sizes = 8 + ((payload + 3) >> 2 << 2)
     starts = np.cumsum(record_sizes) - record_sizes
-    out = np.zeros(int(record_sizes.sum()), dtype=np.uint8)
-    words = out.view("<u4")
+    total = int(record_sizes.sum())
+    out = np.zeros(total + 8, dtype=np.uint8)           # slack for put_varint_run
+    source_header = starts + 8
+    source_packed = source_header + source.header_size
+    target_header = source_packed + source.packed
+    target_packed = target_header + target.header_size
+    source.write_ids(out, source_packed)                # ids first: headers and padding overwrite
+    target.write_ids(out, target_packed)                # whatever the runs spill past their end
+    source.write_header(out, source_header)
+    target.write_header(out, target_header)
+    payload_ends = target_packed + target.packed
+    for pad_index in range(3):
+        rows = np.flatnonzero(record_sizes - 8 - payload > pad_index)
+        out[payload_ends[rows] + pad_index] = 0
+    words = out[:total].view("<u4")
     words[starts >> 2] = MAGIC
     words[(starts >> 2) + 1] = payload
-    positions = source.write(out, starts + 8)
-    target.write(out, positions)
-    return out.tobytes()
+    return out[:total].tobytes()

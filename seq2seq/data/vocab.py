@@ -11,6 +11,8 @@ import os
 from collections import Counter
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
+
 from seq2seq.data.atomic_file import write_text_atomically
 from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID, RESERVED_SYMBOLS, UNK_ID
 from seq2seq.errors import UserError
@@ -95,6 +97,16 @@ class Vocabulary:
 
 def _dense_inverse(token_to_id: dict, source: str) -> list:
     """id -> token list; UserError unless the ids are exactly 0..n-1, each used once."""
+    tokens, ids = list(token_to_id), list(token_to_id.values())
+    if set(map(type, tokens)) <= {str} and set(map(type, ids)) <= {int}:
+        order = np.argsort(np.array(ids, dtype=np.int64), kind="stable")
+        if np.array_equal(np.array(ids, dtype=np.int64)[order], np.arange(len(ids))):
+            return [tokens[index] for index in order.tolist()]
+    return _explain_not_dense(token_to_id, source)
+
+
+def _explain_not_dense(token_to_id: dict, source: str) -> list:
+    """The slow check, item by item, raising UserError at the first problem."""
     id_to_token = [None] * len(token_to_id)
     for token, token_id in token_to_id.items():
         if not isinstance(token, str):
@@ -120,14 +132,16 @@ def vocabulary_from_counts(counts: Mapping[str, int], min_count: int = DEFAULT_M
     Reserved symbols occurring in the data keep their reserved ids.
     """
     _check_limits(min_count, max_size)
-    ranked = sorted(((count, token) for token, count in counts.items()
-                     if count >= min_count and token not in RESERVED_SYMBOLS), reverse=True)
+    counts = dict(counts)
+    for symbol in RESERVED_SYMBOLS:
+        counts.pop(symbol, None)
+    if min_count > 1:
+        counts = {token: count for token, count in counts.items() if count >= min_count}
+    ranked = sorted(zip(counts.values(), counts.keys()), reverse=True)
     if max_size is not None:
         ranked = ranked[:max_size]
-    mapping = {symbol: index for index, symbol in enumerate(RESERVED_SYMBOLS)}
-    for _, token in ranked:
-        mapping[token] = len(mapping)
-    return Vocabulary(mapping)
+    tokens = list(RESERVED_SYMBOLS) + [token for _, token in ranked]
+    return Vocabulary(dict(zip(tokens, range(len(tokens)))))
 
 
 def build_vocabulary(token_lists: Iterable[Sequence[str]], min_count: int = DEFAULT_MIN_COUNT,

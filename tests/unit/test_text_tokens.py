@@ -128,3 +128,21 @@ def test_lookup_table_handles_empty_vocabulary():
     ids, per_line = TokenIdMapper({}).map_block(b"a b\n")
     assert ids.tolist() == [1, 1] and per_line.tolist() == [2]
     assert np.issubdtype(ids.dtype, np.integer)
+
+
+def test_vocabulary_tokens_holding_newlines_do_not_shift_the_others():
+    vocab = {"a\nb": 4, "c": 5, "d" * 30: 6, "e": 7}
+    mapper = TokenIdMapper(vocab)
+    ids, _ = mapper.map_block(("c e " + "d" * 30 + " a\n").encode())
+    assert ids.tolist() == [5, 7, 6, 1]
+
+
+def test_long_tokens_with_equal_words_but_different_lengths(monkeypatch):
+    """Tokens of 8..24 bytes are matched by hash; the confirmation must compare lengths too."""
+    from recordio_tools import token_ids
+    monkeypatch.setattr(token_ids, "_LOW_56", np.uint64(0))      # every long token gets the same key
+    vocab = {"abcdefgh": 4, "abcdefgh\x00": 5, "abcdefgh\x00\x00": 6, "zzzzzzzzz": 7}
+    mapper = TokenIdMapper(vocab)
+    text = "abcdefgh\x00\x00 abcdefgh abcdefgh\x00 abcdefgh\x00\x00\x00 zzzzzzzzz zzzzzzzzy\n"
+    ids, _ = mapper.map_block(text.encode())
+    assert ids.tolist() == [6, 4, 5, 1, 7, 1]
