@@ -1,0 +1,220 @@
+"""Translation-quality benchmark: the reference model trained on Multi30k en-de to early stopping.
+
+Training goes through the real training job (``python -m seq2seq.train_job``) in a persistent
+SageMaker tree (``build/bench/quality/opt_ml`` by default), so an interrupted or ``--max-minutes``
+capped run resumes from its checkpoints when started again. The job stops itself by early stopping;
+with ``--max-minutes`` it gets SIGTERM at the cap, saves its state and exports the best model so far.
+
+Evaluation on the validation set (1,014 sentences), beam 5 and greedy:
+  * lower-cased tokenised BLEU: sacreBLEU with ``tokenize='none'`` on the Moses-tokenised,
+    lower-cased hypotheses and references -- the form most Multi30k papers report;
+  * sacreBLEU on detokenised output: hypotheses detokenised with sacremoses, scored against the
+    raw validation references with ``lowercase=True`` (the model writes lower case), with the
+    signature.
+The training curve comes from the job's ``output/data/metrics.json``.
+Results go to ``bench/results/quality.json`` and a table is printed.
+
+Usage: ``python -m bench.bench_quality [--max-minutes M] [--fresh] [--eval-only] [--hp name=value ...]``
+(long on CPU: run it in the background, e.g. ``nohup make bench-quality > quality.log 2>&1 &``).
+"""
+import argparse
+import datetime
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.bench_train import REFERENCE_HYPERPARAMETERS, machine_info, make_job_tree, write_json_atomically
+from bench.prepare_multi30k import TARGET_LANG, prepare
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+RESULTS_FILE = REPO_ROOT / "bench" / "results" / "quality.json"
+DEFAULT_WORK_DIR = REPO_ROOT / "build" / "bench" / "quality"
+STOP_GRACE_SECONDS = 600
+
+# The reference model plus training settings for a small corpus (29k pairs, ~453 updates an epoch).
+QUALITY_HYPERPARAMETERS = dict(
+    REFERENCE_HYPERPARAMETERS,
+    learning_rate="0.001", embed_dropout_source="0.2", embed_dropout_target="0.2",
+    rnn_decoder_hidden_dropout="0.3", label_smoothing="0.1", input_feeding="true", precision="fp32",
+    checkpoint_frequency_num_batches="500", optimized_metric="bleu", bleu_sample_size="-1",
+    checkpoint_threshold="6", plateau_reduce_lr_factor="0.5", plateau_reduce_lr_threshold="2",
+    max_num_epochs="40", log_frequency_num_batches="100", beam_size="5", seed="13",
+)
+
+
+def parse_overrides(items) -> dict:
+    """``name=value`` strings -> dict; a malformed item is an error naming it."""
+    overrides = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--hp expects name=value, got {item!r}")
+        overrides[name.strip()] = value.strip()
+    return overrides
+
+
+def prepare_tree(base: Path, rec_dir: Path, hyperparameters: dict, fresh: bool) -> Path:
+    """Create (or reuse, for resuming) the SageMaker tree; the hyperparameters file is rewritten."""
+    if fresh and base.exists():
+        shutil.rmtree(base)
+    if not (base / "input" / "data").exists():
+        make_job_tree(base, rec_dir, hyperparameters)
+    else:
+        (base / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
+    for stale in ("output/failure", "output/success"):
+        (base / stale).unlink(missing_ok=True)
+    return base
+
+
+def run_training(base: Path, log_path: Path, max_minutes: float | None, threads: int = 2) -> dict:
+    """Run the training job to its own end, or SIGTERM it after ``max_minutes``; log appended."""
+    env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), OMP_NUM_THREADS=str(threads),
+               MXNET_SUBGRAPH_VERBOSE="0", PYTHONPATH=str(REPO_ROOT))
+    start, capped = time.monotonic(), False
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"\n=== training started {datetime.datetime.now().isoformat(timespec='seconds')} ===\n")
+        log.flush()
+        proc = subprocess.Popen([sys.executable, "-m", "seq2seq.train_job"], env=env, cwd=REPO_ROOT,
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            proc.wait(timeout=max_minutes * 60 if max_minutes else None)
+        except subprocess.TimeoutExpired:
+            capped = True
+            print(f"  --max-minutes {max_minutes} reached: asking the job to save and stop", flush=True)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    failure = base / "output" / "failure"
+    return {"returncode": proc.returncode, "capped": capped, "wall_s": round(time.monotonic() - start, 1),
+            "failure": failure.read_text()[:1000] if failure.exists() else None}
+
+
+def tokenised_bleu(hypotheses: list, references: list) -> dict:
+    """Lower-cased tokenised BLEU: both sides already Moses-tokenised and lower-cased."""
+    from sacrebleu.metrics import BLEU
+    metric = BLEU(tokenize="none", force=True)
+    score = metric.corpus_score(hypotheses, [references])
+    return {"score": round(score.score, 2), "signature": str(metric.get_signature())}
+
+
+def detokenised_bleu(hypotheses: list, raw_references: list, lang: str = TARGET_LANG) -> dict:
+    """sacreBLEU (13a, lower-cased) of detokenised hypotheses against the raw references."""
+    from sacrebleu.metrics import BLEU
+    from sacremoses import MosesDetokenizer
+    detokenizer = MosesDetokenizer(lang=lang)
+    detokenised = [detokenizer.detokenize(h.split()) for h in hypotheses]
+    metric = BLEU(lowercase=True)
+    score = metric.corpus_score(detokenised, [raw_references])
+    return {"score": round(score.score, 2), "signature": str(metric.get_signature())}
+
+
+def read_lines(path) -> list:
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def evaluate(model_dir: Path, data, beams=(5, 1)) -> dict:
+    """Decode the validation set with each beam size; both BLEU forms and decoding speed."""
+    from seq2seq.inference.translator import DecodeOptions, Translator
+    translator = Translator.load(str(model_dir))
+    sources, references = read_lines(data.val_source), read_lines(data.val_target)
+    raw_references = read_lines(data.raw_val_target)
+    results = {}
+    for beam in beams:
+        options = DecodeOptions(beam_size=beam, length_penalty_alpha=translator.default_options.length_penalty_alpha,
+                                length_penalty_beta=translator.default_options.length_penalty_beta)
+        start = time.monotonic()
+        translations = translator.translate_text(sources, options)
+        seconds = time.monotonic() - start
+        hypotheses = [" ".join(t.target_tokens) for t in translations]
+        name = "greedy" if beam == 1 else f"beam{beam}"
+        results[name] = {"beam_size": beam, "tokenised_lc_bleu": tokenised_bleu(hypotheses, references),
+                         "detokenised_sacrebleu": detokenised_bleu(hypotheses, raw_references),
+                         "sentences": len(sources), "decode_s": round(seconds, 1),
+                         "sentences_per_s": round(len(sources) / seconds, 2),
+                         "examples": [{"source": s, "hypothesis": h, "reference": r}
+                                      for s, h, r in list(zip(sources, hypotheses, references))[:3]]}
+        print(f"  {name}: tokenised BLEU {results[name]['tokenised_lc_bleu']['score']:.2f}, "
+              f"sacreBLEU {results[name]['detokenised_sacrebleu']['score']:.2f} "
+              f"({seconds:.0f} s)", flush=True)
+    return results
+
+
+CURVE_KEYS = ("checkpoint", "epoch", "updates", "learning_rate", "train_perplexity",
+              "validation_perplexity", "validation_accuracy", "validation_bleu", "improved")
+
+
+def training_curve(base: Path) -> list:
+    """Per-checkpoint metrics from ``output/data/metrics.json`` (empty if absent)."""
+    path = base / "output" / "data" / "metrics.json"
+    if not path.exists():
+        return []
+    history = json.loads(path.read_text())
+    return [{k: r[k] for k in CURVE_KEYS if k in r} for r in history]
+
+
+def print_table(result: dict) -> None:
+    print(f"\n{'decoding':<10}{'tok. lc BLEU':>14}{'sacreBLEU':>11}{'sent/s':>9}")
+    for name, r in result["evaluation"].items():
+        print(f"{name:<10}{r['tokenised_lc_bleu']['score']:>14.2f}{r['detokenised_sacrebleu']['score']:>11.2f}"
+              f"{r['sentences_per_s']:>9.1f}")
+    first = next(iter(result["evaluation"].values()), None)
+    if first:
+        print(f"sacreBLEU signature: {first['detokenised_sacrebleu']['signature']}")
+    curve = result["training_curve"]
+    if curve:
+        print(f"{len(curve)} checkpoints; last: " + ", ".join(f"{k}={v}" for k, v in curve[-1].items()))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--max-minutes", type=float, help="stop training (SIGTERM) after this many minutes")
+    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR, help="SageMaker tree and logs")
+    parser.add_argument("--fresh", action="store_true", help="discard an earlier run's checkpoints")
+    parser.add_argument("--eval-only", action="store_true", help="evaluate the model already exported")
+    parser.add_argument("--hp", nargs="*", metavar="NAME=VALUE", help="hyperparameter overrides")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=RESULTS_FILE)
+    args = parser.parse_args(argv)
+    hyperparameters = dict(QUALITY_HYPERPARAMETERS, **parse_overrides(args.hp))
+    data = prepare()
+    base = args.work_dir / "opt_ml"
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    training = None
+    if not args.eval_only:
+        prepare_tree(base, data.rec_dir, hyperparameters, args.fresh)
+        print(f"Training (log: {args.work_dir / 'train.log'}) ...", flush=True)
+        training = run_training(base, args.work_dir / "train.log", args.max_minutes, args.threads)
+        if training["returncode"] != 0:
+            print(f"training job failed: {training['failure'] or 'see the log'}", file=sys.stderr)
+            return 1
+    model_dir = base / "model"
+    if not (model_dir / "params.best").exists():
+        print(f"no trained model in {model_dir}", file=sys.stderr)
+        return 1
+    print("Evaluating on the validation set ...", flush=True)
+    model_metrics = model_dir / "metrics.json"
+    result = {
+        "benchmark": "quality", "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "machine": machine_info(), "data": "multi30k en-de val (1014), lower-cased, Moses-tokenised",
+        "hyperparameters": json.loads((base / "input" / "config" / "hyperparameters.json").read_text()),
+        "training": training,
+        "model_summary": json.loads(model_metrics.read_text()) if model_metrics.exists() else None,
+        "evaluation": evaluate(model_dir, data), "training_curve": training_curve(base),
+    }
+    write_json_atomically(args.output, result)
+    print_table(result)
+    print(f"results: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
