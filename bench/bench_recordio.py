@@ -7,7 +7,7 @@ Converts the Multi30k training set and N generated pairs (default 1,000,000) wit
   baseline: bench/recordio_baseline.py, SageMaker's create_vocab_proto.py per-record steps;
 both in the same run, each repeat in a fresh subprocess (alternating order), medians reported.
 Stages: "vocab" (count tokens, build both vocabularies) and "encode" (text + vocab -> .rec).
-Peak RSS of each subprocess (ru_maxrss) shows whether memory grows with the input.
+Peak RSS of each subprocess (VmHWM) shows whether memory grows with the input.
 Writes bench/results/recordio.json and prints a table.
 """
 
@@ -50,16 +50,30 @@ def _run_stage(impl, stage, source, target, vocab_dir, output):
 
 def worker(args) -> None:
     """Time one stage (after imports) and print a JSON line with times, counts and peak RSS."""
+    from bench import recordio_baseline  # noqa: F401  (imports are not part of the measurement)
+    from recordio_tools import corpus  # noqa: F401
     wall, cpu = time.perf_counter(), time.process_time()
     vocabs, counts = _run_stage(args.impl, args.stage, args.source, args.target, args.vocab_dir, args.output)
     result = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
-              "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+              "max_rss_mb": _peak_rss_mb()}
     if counts:
         result["pairs"], result["skipped"] = counts
     if vocabs:
         result["vocab_sizes"] = [len(vocab) for vocab in vocabs]
         result["vocab_digest"] = _vocab_digest(vocabs)
     print(json.dumps(result))
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM), which, unlike ru_maxrss, restarts at exec."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _vocab_digest(vocabs) -> str:
@@ -101,8 +115,8 @@ def _summarize(runs, count_key) -> dict:
 def bench_dataset(name, source, target, repeats, work) -> dict:
     """Both stages, both implementations, `repeats` times each; checks both give the same bytes."""
     vocab_dir = os.path.join(work, f"{name}-vocab")
-    from recordio_tools import corpus, options
-    options.save_vocabularies(vocab_dir, *corpus.build_vocabularies(source, target, progress_enabled=False))
+    subprocess.run([sys.executable, "-m", "recordio_tools", "vocab", "--source", source, "--target", target,
+                    "--output", vocab_dir, "--quiet"], cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     runs = {(impl, stage): [] for impl in ("ours", "baseline") for stage in ("vocab", "encode")}
     outputs = {impl: os.path.join(work, f"{name}-{impl}.rec") for impl in ("ours", "baseline")}
     for repeat in range(repeats):
@@ -161,14 +175,15 @@ def main(argv=None) -> None:
     if args.worker:
         worker(args)
         return
-    from bench.synthetic_corpus import write_corpus
     work = tempfile.mkdtemp(prefix="bench-recordio-")
     load_before = os.getloadavg()
     try:
         datasets = [("multi30k", os.path.join(MULTI30K, "train.en"), os.path.join(MULTI30K, "train.de"))]
         generated = (os.path.join(work, "generated.src"), os.path.join(work, "generated.trg"))
         started = time.perf_counter()
-        write_corpus(*generated, args.pairs, seed=1)
+        subprocess.run([sys.executable, "-c", "import sys; from bench.synthetic_corpus import write_corpus; "
+                        "write_corpus(sys.argv[1], sys.argv[2], int(sys.argv[3]), seed=1)",
+                        *generated, str(args.pairs)], cwd=REPO, check=True)
         print(f"generated {args.pairs:,} pairs in {time.perf_counter() - started:.1f} s", flush=True)
         datasets.append((f"generated-{args.pairs // 1000}k", *generated))
         results = [bench_dataset(name, source, target, args.repeats, work) for name, source, target in datasets]

@@ -124,7 +124,7 @@ class _Side:
         _put_length(out, positions, self.packed[rows])
 
 
-def _as_ids(name, ids, lengths):
+def _as_ids(name, ids, lengths, first_pair=0):
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
     lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
     if (lengths < 0).any() or lengths.sum() != len(ids):
@@ -132,20 +132,23 @@ def _as_ids(name, ids, lengths):
     bad = np.flatnonzero((ids < 0) | (ids > MAX_ID))
     if len(bad):
         pair = int(np.searchsorted(np.cumsum(lengths), bad[0], side="right"))
-        raise UserError(f"pair {pair}: {name} id {int(ids[bad[0]])} is not in 0..{MAX_ID}")
+        raise UserError(f"pair {first_pair + pair}: {name} id {int(ids[bad[0]])} is not in 0..{MAX_ID}")
     return ids, lengths
 
 
-def encode_records(source_ids, source_lengths, target_ids, target_lengths) -> bytes:
-    """RecordIO bytes (cflag 0, padded) of n pairs given as flat ids (t,) and lengths (n,) per side."""
-    source = _Side("source", *_as_ids("source", source_ids, source_lengths))
-    target = _Side("target", *_as_ids("target", target_ids, target_lengths))
+def encode_records(source_ids, source_lengths, target_ids, target_lengths, first_pair: int = 0) -> bytes:
+    """RecordIO bytes (cflag 0, padded) of n pairs given as flat ids (t,) and lengths (n,) per side.
+
+    `first_pair` numbers the pairs in error messages (the index of the first pair in its input).
+    """
+    source = _Side("source", *_as_ids("source", source_ids, source_lengths, first_pair))
+    target = _Side("target", *_as_ids("target", target_ids, target_lengths, first_pair))
     if len(source.lengths) != len(target.lengths):
         raise ValueError(f"{len(source.lengths)} source lengths but {len(target.lengths)} target lengths")
     payload = source.field + target.field
     too_long = np.flatnonzero(payload > MAX_RECORD_LENGTH)
     if len(too_long):
-        raise UserError(f"pair {int(too_long[0])}: record of {int(payload[too_long[0]])} bytes exceeds "
+        raise UserError(f"pair {first_pair + int(too_long[0])}: record of {int(payload[too_long[0]])} bytes exceeds "
                         f"the RecordIO limit of {MAX_RECORD_LENGTH} bytes")
     record_sizes = 8 + ((payload + 3) >> 2 << 2)
     starts = np.cumsum(record_sizes) - record_sizes

@@ -91,9 +91,12 @@ def _flatten(pairs) -> tuple:
     return source_ids, source_lengths, target_ids, target_lengths
 
 
-def pairs_to_bytes(pairs: Iterable[Tuple[Sequence[int], Sequence[int]]]) -> bytes:
-    """RecordIO bytes of all (source ids, target ids) pairs, one cflag-0 record per pair."""
-    return recordio_batch.encode_records(*_flatten(pairs))
+def pairs_to_bytes(pairs: Iterable[Tuple[Sequence[int], Sequence[int]]], first_pair: int = 0) -> bytes:
+    """RecordIO bytes of all (source ids, target ids) pairs, one cflag-0 record per pair.
+
+    `first_pair` is added to pair indices in error messages.
+    """
+    return recordio_batch.encode_records(*_flatten(pairs), first_pair=first_pair)
 
 
 class RecordWriter:
@@ -118,7 +121,8 @@ class RecordWriter:
         return self
 
     def write(self, source: Sequence[int], target: Sequence[int]) -> None:
-        """Queue one pair of id sequences (each id in 0..2**31-1)."""
+        """Queue one pair of id sequences; an id outside 0..2**31-1 raises UserError naming the
+        pair's index, at the latest when the batch is flushed."""
         self._batch.append((source, target))
         self.count += 1
         if len(self._batch) >= self._batch_size:
@@ -127,13 +131,13 @@ class RecordWriter:
     def write_batch(self, source_ids, source_lengths, target_ids, target_lengths) -> None:
         """Write n pairs given as flat id arrays (t,) and per-pair lengths (n,) for each side."""
         self.flush()
-        self._stream.write(recordio_batch.encode_records(source_ids, source_lengths,
-                                                         target_ids, target_lengths))
+        self._stream.write(recordio_batch.encode_records(source_ids, source_lengths, target_ids,
+                                                         target_lengths, first_pair=self.count))
         self.count += len(source_lengths)
 
     def flush(self) -> None:
         if self._batch:
-            data = pairs_to_bytes(self._batch)
+            data = pairs_to_bytes(self._batch, first_pair=self.count - len(self._batch))
             self._batch = []
             self._stream.write(data)
 

@@ -120,6 +120,13 @@ def test_writers_reject_ids_outside_int32(bad):
         pairs_to_bytes([([1], [2]), ([1], bad)])
 
 
+def test_record_writer_names_the_bad_pair_by_its_overall_index():
+    with pytest.raises(UserError, match="pair 10: source id -2"):
+        with RecordWriter(io.BytesIO(), batch_size=4) as writer:
+            for index in range(12):
+                writer.write([4] if index != 10 else [-2], [5])
+
+
 def test_record_writer_is_atomic(tmp_path):
     path = tmp_path / "out.rec"
     path.write_bytes(b"old")
