@@ -17,6 +17,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -83,13 +84,27 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+def _check_ports_free(ps_port: int) -> None:
+    """The master needs ps_port (scheduler) and ps_port + 1 (watchdog); fail early if taken."""
+    for port, user in ((ps_port, "the ps-lite scheduler"), (ps_port + 1, "the peer watchdog")):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("", port))
+            except OSError as error:
+                raise UserError(f"hyperparameter ps_port={ps_port}: TCP port {port}, needed by "
+                                f"{user}, is not free on this host ({error.strerror}); choose "
+                                f"another ps_port") from error
+
+
 def _launch(role: str, env_vars: dict) -> subprocess.Popen:
     env = dict(os.environ)
     env.update(env_vars)
-    logger.info("starting the ps-lite %s (%s)", role,
+    process = subprocess.Popen([sys.executable, "-c", "import mxnet"], env=env,
+                               stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    logger.info("started the ps-lite %s, pid %d (%s)", role, process.pid,
                 " ".join(f"{k}={v}" for k, v in sorted(env_vars.items())))
-    return subprocess.Popen([sys.executable, "-c", "import mxnet"], env=env,
-                            stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    return process
 
 
 @dataclass
@@ -218,6 +233,7 @@ def start_parameter_server(resource_config, ps_port: int, verbose: int = 0, *,
                 hosts[0], master_ip, ps_port)
     processes = {}
     if current == hosts[0]:
+        _check_ports_free(ps_port)
         processes["scheduler"] = _launch(
             "scheduler", role_environment("scheduler", master_ip, ps_port, len(hosts), None, verbose))
     processes["server"] = _launch(

@@ -361,3 +361,15 @@ def test_finish_with_different_update_counts_fails_everyone(port):
     assert all(isinstance(e, DistributedError) for e in errors), errors
     assert "the hosts finished after different numbers of updates (algo-1 after update 9, " \
            "algo-2 after update 8)" in str(errors[0])
+
+
+def test_taken_scheduler_port_is_reported_before_anything_starts(port):
+    from seq2seq.sagemaker_env import ResourceConfig
+    from seq2seq.training.distributed import start_parameter_server
+    config = ResourceConfig("algo-1", HOSTS)
+    with socket.socket() as taken:
+        taken.bind(("", port + 1))
+        taken.listen()
+        with pytest.raises(UserError, match=rf"hyperparameter ps_port={port}: TCP port {port + 1}, "
+                                            r"needed by the peer watchdog, is not free"):
+            start_parameter_server(config, port, host_map={h: "127.0.0.1" for h in HOSTS})
