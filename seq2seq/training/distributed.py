@@ -167,7 +167,8 @@ class DistributedSetup:
     def exit(self, code: int, reason: str = None) -> None:
         """End the process without ps-lite's finalization (which hangs when any peer is gone).
 
-        Every host must end this way. A non-zero `code` before `finish()` tells the peers first.
+        Every host must end this way (after a kill, the children get SIGTERM from the kernel).
+        Ending before `finish()`, whatever `code`, first tells the peers `reason`.
         """
         atexit.unregister(self._at_exit)
         if not self.finished:
