@@ -17,7 +17,8 @@ def define_parallel_buckets(max_source_len: int, max_target_len: int, bucket_wid
 
     The side with the larger expected length steps by `bucket_width`; the other by
     `round(bucket_width / ratio)` or `round(bucket_width * ratio)` (at least 1). Once a side reaches its maximum
-    it stays there for the remaining buckets. Returns sorted, de-duplicated (source_len, target_len) pairs.
+    it stays there for the remaining buckets; no size is below 2. Returns sorted, de-duplicated
+    (source_len, target_len) pairs.
     """
     source_step, target_step = bucket_width, bucket_width
     if length_ratio >= 1.0:
@@ -29,7 +30,8 @@ def define_parallel_buckets(max_source_len: int, max_target_len: int, bucket_wid
     count = max(len(source_sizes), len(target_sizes))
     source_sizes += [max_source_len] * (count - len(source_sizes))
     target_sizes += [max_target_len] * (count - len(target_sizes))
-    return sorted(set(zip(source_sizes, target_sizes)))
+    # At least 2 on each side, as in Sockeye: a target always holds <s> or </s> plus one word.
+    return sorted({(max(2, s), max(2, t)) for s, t in zip(source_sizes, target_sizes)})
 
 
 def assign_bucket(buckets: Sequence[Bucket], source_len: int, target_len: int) -> Optional[int]:
