@@ -116,8 +116,9 @@ def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO)
         stdout.write(output)
         stdout.flush()
     rate = len(lines) / seconds if seconds > 0 else float("inf")
+    output_tokens = sum(len(hypothesis.split()) for hypothesis in hypotheses)
     stats = {"sentences": len(lines), "seconds": round(seconds, 3), "sentences_per_second": round(rate, 2),
-             "beam_size": options.beam_size}
+             "output_tokens": output_tokens, "beam_size": options.beam_size}
     print(f"translated {len(lines)} sentences in {seconds:.2f} s ({rate:.1f} sentences/s)", file=stderr)
     if args.reference:
         score, signature = corpus_bleu(hypotheses, args.reference)
