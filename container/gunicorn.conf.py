@@ -4,6 +4,7 @@ gthread workers: each worker runs many request threads that feed one decoder thr
 batching, see seq2seq.serving.batching). The master imports only seq2seq.serving.settings, never
 MXNet; each worker loads the model after the fork, worker slot i on GPU i mod n (or the CPU).
 """
+import logging
 import os
 import sys
 
@@ -38,7 +39,11 @@ def pre_fork(server, worker):
 
 
 def post_fork(server, worker):
-    """In the worker: choose its device, size its OpenMP pool, and start loading the model."""
+    """In the worker: route our logs to gunicorn's, choose the device, size OpenMP, start loading."""
+    project_log = logging.getLogger("seq2seq")
+    project_log.handlers = list(server.log.error_log.handlers)
+    project_log.setLevel(server.log.error_log.level)
+    project_log.propagate = False
     context = worker_context(worker.seq2seq_slot, _settings.num_gpus)
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _settings.workers))

@@ -2,11 +2,12 @@
 
 One decoder thread owns the model: it loads it (lazily, after the worker has forked) and then runs
 every decode, so MXNet is only ever driven from that thread. Request threads `submit` their
-sentences and wait on a Future. When the decoder picks up work it waits up to `batch_wait_ms` for
-other requests with the same DecodeOptions, then decodes all their sentences (at most
-`max_batch_sentences`, but never splitting one request) in one `translate_ids` call and hands each
-request its own slice back. Results are the same as decoding each request alone, because the
-Translator's batched beam search masks padding per sentence.
+sentences, queued as chunks of at most `max_batch_sentences`, and wait for them. When the decoder
+picks up work it waits up to `batch_wait_ms` for other chunks with the same DecodeOptions, then
+decodes whole chunks (at most `max_batch_sentences` sentences together) in one `translate_ids`
+call and hands each chunk its own slice back. A timed-out request cancels its chunks that have not
+started. Results are the same as decoding each request alone, because the Translator's batched
+beam search masks padding per sentence.
 """
 import logging
 import threading
@@ -30,6 +31,26 @@ class _Job:
     sources: List[List[int]]
     options: Any
     future: Future
+
+
+class ChunkedRequest:
+    """The Futures of one request's chunks, read as one result (the `submit` return value)."""
+
+    def __init__(self, futures: List[Future]):
+        self._futures = futures
+
+    def result(self, timeout: float = None) -> list:
+        """All chunks' translations in order; TimeoutError when not done within `timeout` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        translations = []
+        for future in self._futures:
+            remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+            translations.extend(future.result(remaining))
+        return translations
+
+    def cancel(self) -> None:
+        for future in self._futures:
+            future.cancel()
 
 
 class BatchingProvider:
@@ -83,18 +104,20 @@ class BatchingProvider:
             raise ModelNotReadyError(f"the model failed to load: {self._load_error}")
         raise ModelNotReadyError("the model is still loading")
 
-    def submit(self, sources: List[List[int]], options) -> Future:
-        """Queue `sources` for decoding; the Future gives one Translation per source, in order."""
+    def submit(self, sources: List[List[int]], options) -> "ChunkedRequest":
+        """Queue `sources` for decoding, in chunks of at most `max_batch_sentences`.
+
+        The returned request's `result(timeout)` gives one Translation per source, in order;
+        `cancel()` drops the chunks not yet decoding, so a timed-out request stops using the model.
+        """
         self.translator()
-        future = Future()
-        if not sources:
-            future.set_running_or_notify_cancel()
-            future.set_result([])
-            return future
+        chunks = [list(sources[start:start + self._max_sentences])
+                  for start in range(0, len(sources), self._max_sentences)]
+        jobs = [_Job(chunk, options, Future()) for chunk in chunks]
         with self._cond:
-            self._pending.append(_Job(list(sources), options, future))
+            self._pending.extend(jobs)
             self._cond.notify()
-        return future
+        return ChunkedRequest([job.future for job in jobs])
 
     def _run(self) -> None:
         try:
@@ -134,7 +157,7 @@ class BatchingProvider:
         return sum(len(job.sources) for job in self._pending if job.options == options)
 
     def _take(self, options) -> List[_Job]:
-        """Remove and return jobs with `options` in arrival order, up to the sentence limit (first job always)."""
+        """Remove and return jobs with `options` in arrival order, up to the sentence limit."""
         taken, kept, total, full = [], deque(), 0, False
         for job in self._pending:
             fits = not taken or total + len(job.sources) <= self._max_sentences

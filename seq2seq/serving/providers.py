@@ -4,8 +4,9 @@ A provider has:
     is_ready() -> bool                    True once the model is loaded (drives /ping)
     translator()                          the loaded Translator (vocabularies, default options);
                                           raises ModelNotReadyError (503) while loading or after a failed load
-    submit(sources, options) -> Future    decode `sources` (lists of source ids) with DecodeOptions;
-                                          the Future resolves to one Translation per source, in order
+    submit(sources, options)              decode `sources` (lists of source ids) with DecodeOptions;
+                                          returns an object with `result(timeout)` (one Translation per
+                                          source, in order; TimeoutError when late) and `cancel()`
 
 `DirectProvider` wraps an already loaded translator and decodes in the calling thread (tests, tools).
 `seq2seq.serving.batching.BatchingProvider` loads lazily in its own thread and shares decode

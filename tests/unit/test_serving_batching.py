@@ -39,16 +39,28 @@ def test_concurrent_requests_share_batches_and_match_sequential_decoding():
     assert max(provider.recent_batch_sizes) > 3
 
 
-def test_max_batch_sentences_bounds_shared_batches_but_never_splits_a_request():
+def test_max_batch_sentences_bounds_every_decode_call_and_large_requests_are_chunked():
     translator = ReversingTranslator(delay_s=0.01)
     provider = started(translator, batch_wait_ms=50, max_batch_sentences=4)
-    futures = [provider.submit([[4], [5], [6]], BEAM) for _ in range(5)]
-    big = provider.submit([[7]] * 9, BEAM)
-    for future in futures:
-        assert len(future.result(5)) == 3
-    assert len(big.result(5)) == 9
-    assert all(size <= 4 for size in list(provider.recent_batch_sizes)[:-1])
-    assert 9 in provider.recent_batch_sizes
+    small = [provider.submit([[4], [5], [6]], BEAM) for _ in range(5)]
+    big = provider.submit([[4 + i % 10] * (1 + i % 3) for i in range(9)], BEAM)
+    for request in small:
+        assert [t.target_ids for t in request.result(5)] == [[4], [5], [6]]
+    assert [t.target_ids for t in big.result(5)] == [[4 + i % 10] * (1 + i % 3) for i in range(9)]
+    assert max(provider.recent_batch_sizes) <= 4
+    assert sum(provider.recent_batch_sizes) == 5 * 3 + 9
+
+
+def test_a_timed_out_request_cancels_its_chunks_that_have_not_started():
+    translator = ReversingTranslator(delay_s=0.2)
+    provider = started(translator, batch_wait_ms=0, max_batch_sentences=1)
+    request = provider.submit([[4]] * 10, BEAM)
+    with pytest.raises(TimeoutError):
+        request.result(timeout=0.1)
+    request.cancel()
+    time.sleep(0.6)
+    assert len(translator.calls) <= 2
+    assert provider.submit([[5, 6]], BEAM).result(5)[0].target_ids == [6, 5]
 
 
 def test_requests_with_different_options_are_not_mixed():
