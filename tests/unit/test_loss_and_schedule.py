@@ -1,0 +1,221 @@
+"""The masked loss, the learning-rate schedules, and one data-parallel update (one context vs two)."""
+
+import math
+
+import mxnet as mx
+import numpy as np
+import pytest
+from mxnet import autograd
+
+from seq2seq.constants import EOS_ID, PAD_ID
+from seq2seq.data.batch_iterator import BucketBatchIterator, IteratorPosition
+from seq2seq.data.dataset import ParallelData
+from seq2seq.data.vocab import Vocabulary
+from seq2seq.hyperparameters import Hyperparameters
+from seq2seq.model.config import ModelConfig
+from seq2seq.model.seq2seq_model import Seq2SeqModel
+from seq2seq.training.loss import MaskedCrossEntropy
+from seq2seq.training.lr_schedule import LearningRateSchedule, schedule_from_hyperparameters
+from seq2seq.training.trainer import Seq2SeqTrainer, TrainingSetup
+
+VOCAB = 9
+
+
+def log_softmax(x):
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+LABELS = np.array([[4, 5, EOS_ID, PAD_ID], [6, EOS_ID, PAD_ID, PAD_ID], [7, 8, 4, EOS_ID]], dtype=np.float32)
+
+
+def random_logits(seed=0):
+    return np.random.RandomState(seed).randn(3, 4, VOCAB).astype(np.float32)
+
+
+# ----- MaskedCrossEntropy -----
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_loss_matches_a_direct_computation(smoothing):
+    logits = random_logits()
+    loss, nll, correct = MaskedCrossEntropy(smoothing)(mx.nd.array(logits), mx.nd.array(LABELS))
+    log_probs = log_softmax(logits.astype(np.float64))
+    mask = LABELS != PAD_ID
+    token_nll = -np.take_along_axis(log_probs, LABELS.astype(int)[..., None], axis=-1)[..., 0]
+    token_uniform = -log_probs.mean(axis=-1)
+    expected_loss = ((1 - smoothing) * token_nll + smoothing * token_uniform)[mask].sum()
+    np.testing.assert_allclose(loss.asscalar(), expected_loss, rtol=1e-5)
+    np.testing.assert_allclose(nll.asscalar(), token_nll[mask].sum(), rtol=1e-5)
+    assert correct.asscalar() == ((logits.argmax(-1) == LABELS) & mask).sum()
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+def test_padded_target_positions_add_zero_loss_and_zero_gradient(smoothing):
+    logits = random_logits(1)
+    noisy = logits.copy()
+    noisy[LABELS == PAD_ID] = 1e3 * np.random.RandomState(2).randn(int((LABELS == PAD_ID).sum()), VOCAB)
+    criterion = MaskedCrossEntropy(smoothing)
+    clean_values = [v.asscalar() for v in criterion(mx.nd.array(logits), mx.nd.array(LABELS))]
+    noisy_values = [v.asscalar() for v in criterion(mx.nd.array(noisy), mx.nd.array(LABELS))]
+    np.testing.assert_allclose(noisy_values, clean_values, rtol=1e-6)
+    variable = mx.nd.array(logits)
+    variable.attach_grad()
+    with autograd.record():
+        loss, _, _ = criterion(variable, mx.nd.array(LABELS))
+    loss.backward()
+    gradient = variable.grad.asnumpy()
+    assert np.all(gradient[LABELS == PAD_ID] == 0.0)
+    assert np.all(np.abs(gradient[LABELS != PAD_ID]).sum(axis=-1) > 0)
+
+
+def test_loss_is_additive_over_batch_splits():
+    """Sums, not means: shards of a batch add up to the whole (the trainer divides by the token count once)."""
+    logits = random_logits(3)
+    criterion = MaskedCrossEntropy(0.1)
+    whole = criterion(mx.nd.array(logits), mx.nd.array(LABELS))[0].asscalar()
+    parts = sum(criterion(mx.nd.array(logits[a:b]), mx.nd.array(LABELS[a:b]))[0].asscalar()
+                for a, b in ((0, 1), (1, 3)))
+    np.testing.assert_allclose(parts, whole, rtol=1e-6)
+
+
+# ----- learning-rate schedules -----
+
+def test_warmup_rises_linearly_then_holds():
+    schedule = LearningRateSchedule("plateau_reduce", base_rate=0.01, updates_per_checkpoint=100, warmup=4)
+    np.testing.assert_allclose([schedule.rate(t) for t in range(6)], [0.0025, 0.005, 0.0075, 0.01, 0.01, 0.01])
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("fixed_rate_inv_t", lambda t, horizon: 0.1 / (1 + t / horizon)),
+    ("fixed_rate_inv_sqrt_t", lambda t, horizon: 0.1 / math.sqrt(1 + 3 * t / horizon)),
+])
+def test_decaying_schedules(kind, expected):
+    schedule = LearningRateSchedule(kind, base_rate=0.1, updates_per_checkpoint=50, half_life=4)
+    for t in (0, 1, 100, 200, 1000):
+        assert schedule.rate(t) == pytest.approx(expected(t, 200))
+    # The horizon is half_life checkpoints: inv_t halves the rate there.
+    if kind == "fixed_rate_inv_t":
+        assert schedule.rate(200) == pytest.approx(0.05)
+    assert not schedule.on_checkpoint(False)
+
+
+def test_plateau_reduce_after_threshold_checkpoints_without_improvement():
+    schedule = LearningRateSchedule("plateau_reduce", base_rate=0.2, updates_per_checkpoint=10, factor=0.5,
+                                    threshold=2)
+    outcomes = [True, False, True, False, False, False, False, True]
+    reduced = [schedule.on_checkpoint(improved) for improved in outcomes]
+    assert reduced == [False, False, False, False, True, False, True, False]
+    assert schedule.rate(12345) == pytest.approx(0.05)
+    restored = LearningRateSchedule.from_state_dict(schedule.state_dict())
+    assert restored == schedule
+    assert restored.on_checkpoint(False) is False and restored.on_checkpoint(False) is True
+    assert restored.rate(0) == pytest.approx(0.025)
+
+
+def test_schedule_from_hyperparameters():
+    hp = Hyperparameters(lr_scheduler_type="fixed_rate_inv_sqrt_t", learning_rate=0.02,
+                         checkpoint_frequency_num_batches=30, fixed_rate_lr_half_life=3, warmup_num_batches=5)
+    schedule = schedule_from_hyperparameters(hp)
+    assert (schedule.kind, schedule.base_rate, schedule.updates_per_checkpoint, schedule.half_life,
+            schedule.warmup) == ("fixed_rate_inv_sqrt_t", 0.02, 30, 3, 5)
+
+
+# ----- one update: one context vs two -----
+
+def tiny_pairs(seed=0, count=24):
+    rng = np.random.RandomState(seed)
+    sources = [rng.randint(4, 12, rng.randint(2, 7)).astype(np.int32) for _ in range(count)]
+    return ParallelData(sources, [s[::-1].copy() for s in sources])
+
+
+def build_trainer(tmp_path, name, contexts, parameters_file, **hp_overrides) -> Seq2SeqTrainer:
+    settings = dict(optimizer_type="sgd", learning_rate=0.5, clip_gradient=-1.0, label_smoothing=0.1,
+                    batch_size=12, checkpoint_frequency_num_batches=1000, log_frequency_num_batches=1000,
+                    max_num_batches=1, bleu_sample_size=0, seed=3)
+    settings.update(hp_overrides)
+    hp = Hyperparameters(**settings)
+    config = ModelConfig(source_vocab_size=12, target_vocab_size=12, num_embed_source=8, num_embed_target=8,
+                         rnn_num_hidden=10, rnn_attention_num_hidden=6, input_feeding=hp.input_feeding)
+    model = Seq2SeqModel(config)
+    model.load_parameters(parameters_file, ctx=contexts)
+    model.hybridize()
+    data = tiny_pairs()
+    buckets = [(6, 7)]
+    vocab = Vocabulary({t: i for i, t in enumerate(["<pad>", "<unk>", "<s>", "</s>"] + [f"w{i}" for i in range(8)])})
+    setup = TrainingSetup(hp=hp, model=model, contexts=contexts,
+                          train_iter=BucketBatchIterator(data, buckets, hp.batch_size, hp.seed,
+                                                         min_batch_size=len(contexts)),
+                          validation_iter=BucketBatchIterator(data, buckets, 24, 0, shuffle=False),
+                          validation_data=data, source_vocab=vocab, target_vocab=vocab,
+                          checkpoint_dir=str(tmp_path / name / "checkpoints"),
+                          output_data_dir=str(tmp_path / name / "output"), metric_printer=lambda line: None)
+    return Seq2SeqTrainer(setup)
+
+
+def save_initial_parameters(directory, input_feeding: bool) -> str:
+    config = ModelConfig(source_vocab_size=12, target_vocab_size=12, num_embed_source=8, num_embed_target=8,
+                         rnn_num_hidden=10, rnn_attention_num_hidden=6, input_feeding=input_feeding)
+    mx.random.seed(5)
+    model = Seq2SeqModel(config)
+    model.initialize_parameters(mx.init.Xavier(magnitude=2.34), mx.cpu())
+    path = str(directory / f"initial-{input_feeding}.params")
+    model.save_parameters(path)
+    return path
+
+
+def parameters_of(trainer: Seq2SeqTrainer) -> dict:
+    return {name[len(trainer.model.prefix):]: p.data(mx.cpu(0)).asnumpy()
+            for name, p in trainer.model.collect_params().items()}
+
+
+def expected_sgd_step(tmp_path, parameters_file, learning_rate, smoothing, input_feeding=False) -> dict:
+    """p - lr × ∇(loss sum / target tokens) on the first training batch, computed without the trainer."""
+    trainer = build_trainer(tmp_path, "manual", [mx.cpu(0)], parameters_file, label_smoothing=smoothing,
+                            input_feeding=input_feeding)
+    batch = next(trainer.setup.train_iter.epoch(IteratorPosition()))
+    loaded = batch.load(mx.cpu(0))
+    model = trainer.model
+    with autograd.record():
+        loss, _, _ = MaskedCrossEntropy(smoothing)(model(loaded.source, loaded.source_length,
+                                                         loaded.target_input), loaded.labels)
+    loss.backward()
+    return {name[len(model.prefix):]: p.data().asnumpy() - learning_rate * p.grad().asnumpy() / batch.num_target_tokens
+            for name, p in model.collect_params().items()}
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_two_cpu_contexts_make_the_same_update_as_one(tmp_path, input_feeding):
+    initial_parameters = save_initial_parameters(tmp_path, input_feeding)
+    one = build_trainer(tmp_path, "one", [mx.cpu(0)], initial_parameters, input_feeding=input_feeding)
+    two = build_trainer(tmp_path, "two", [mx.cpu(0), mx.cpu(1)], initial_parameters, input_feeding=input_feeding)
+    assert one.fit().num_updates == 1 and two.fit().num_updates == 1
+    after_one, after_two = parameters_of(one), parameters_of(two)
+    expected = expected_sgd_step(tmp_path, initial_parameters, 0.5, 0.1, input_feeding)
+    before = parameters_of(build_trainer(tmp_path, "before", [mx.cpu(0)], initial_parameters,
+                                         input_feeding=input_feeding))
+    for name, value in expected.items():
+        np.testing.assert_allclose(after_one[name], value, rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose(after_two[name], after_one[name], rtol=1e-4, atol=1e-6, err_msg=name)
+        # The replica on the second context holds the same values.
+        second = two.model.collect_params()[two.model.prefix + name].data(mx.cpu(1)).asnumpy()
+        np.testing.assert_array_equal(second, after_two[name])
+    moved = [name for name in before if np.abs(after_one[name] - before[name]).max() > 1e-6]
+    assert len(moved) > len(before) // 2
+
+
+def test_global_norm_clipping_is_the_same_on_two_contexts(tmp_path):
+    initial_parameters = save_initial_parameters(tmp_path, False)
+    settings = dict(gradient_clip_norm=0.01, optimizer_type="sgd", learning_rate=0.5, input_feeding=False)
+    one = build_trainer(tmp_path, "one", [mx.cpu(0)], initial_parameters, **settings)
+    two = build_trainer(tmp_path, "two", [mx.cpu(0), mx.cpu(1)], initial_parameters, **settings)
+    one.fit()
+    two.fit()
+    unclipped = expected_sgd_step(tmp_path, initial_parameters, 0.5, 0.1)
+    before = parameters_of(build_trainer(tmp_path, "before", [mx.cpu(0)], initial_parameters, input_feeding=False))
+    after_one, after_two = parameters_of(one), parameters_of(two)
+    step_norm = math.sqrt(sum(((after_one[n] - before[n]) ** 2).sum() for n in before))
+    unclipped_norm = math.sqrt(sum(((unclipped[n] - before[n]) ** 2).sum() for n in before))
+    assert unclipped_norm > 0.5 * 0.01 * 2, "the test needs a gradient larger than the clipping norm"
+    assert step_norm == pytest.approx(0.5 * 0.01, rel=1e-3)   # lr × the clipping norm
+    for name in before:
+        np.testing.assert_allclose(after_two[name], after_one[name], rtol=1e-4, atol=1e-6, err_msg=name)
