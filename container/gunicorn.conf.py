@@ -8,9 +8,12 @@ import logging
 import os
 import sys
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
-if os.path.isdir(os.path.join(_ROOT, "seq2seq")) and _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+_HERE = os.path.dirname(os.path.realpath(__file__))
+for _root in (os.path.dirname(_HERE), _HERE):  # the repository, or the image's /opt/program
+    if os.path.isdir(os.path.join(_root, "seq2seq")):
+        if _root not in sys.path:
+            sys.path.insert(0, _root)
+        break
 
 from seq2seq.serving.settings import ServingSettings, worker_context  # noqa: E402
 
