@@ -21,7 +21,7 @@ from .data.bucketing import define_parallel_buckets, mean_length_ratio
 from .data.dataset import ParallelData, read_parallel_data
 from .data.recordio_codec import read_pairs, read_pairs_from_stream
 from .data.vocab import Vocabulary
-from .errors import UserError, check_condition
+from .errors import DistributedError, UserError, check_condition
 from .hyperparameters import Hyperparameters, load_hyperparameters_file
 from .inference.model_io import write_model_dir, atomic_write_json
 from .model.config import ModelConfig
@@ -109,11 +109,9 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
     configs = read_input_data_config(paths)
     source_vocab_path, target_vocab_path = vocab_files(paths, configs)
     source_vocab, target_vocab = Vocabulary.load(source_vocab_path), Vocabulary.load(target_vocab_path)
-    train = _read_channel(paths, constants.TRAIN_CHANNEL, configs, hp, source_vocab, target_vocab)
-    validation = _read_channel(paths, constants.VALIDATION_CHANNEL, configs, hp, source_vocab, target_vocab)
     contexts = contexts_for(hp.devices)
     distributed, rank, num_workers, kvstore = None, 0, 1, local_kvstore_type(contexts)
-    if resource.num_hosts > 1:
+    if resource.num_hosts > 1:  # first, so that a host failing on its data fails its peers at once
         from .training.distributed import start_parameter_server
         distributed = start_parameter_server(resource, hp.ps_port, int(hp.reserved.get("_ps_verbose", 0) or 0),
                                              peer_timeout_seconds=hp.peer_timeout_seconds,
@@ -121,9 +119,13 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
         distributed_holder.append(distributed)
         kvstore = distributed.create_kvstore("dist_sync")
         rank, num_workers = distributed.rank, distributed.num_workers
+    train = _read_channel(paths, constants.TRAIN_CHANNEL, configs, hp, source_vocab, target_vocab)
+    validation = _read_channel(paths, constants.VALIDATION_CHANNEL, configs, hp, source_vocab, target_vocab)
     check_condition(hp.batch_size >= len(contexts),
                     f"hyperparameter batch_size={hp.batch_size} is smaller than the {len(contexts)} devices")
     train_iter, validation_iter = build_iterators(hp, train, validation, rank, num_workers, len(contexts))
+    if distributed is not None:  # hosts with different data (ShardedByS3Key, Pipe) must still step together
+        train_iter.max_batches_per_epoch = min(distributed.watchdog.allgather(train_iter.num_batches()))
     ratio_mean, ratio_std = mean_length_ratio(train.source_lengths, train.target_lengths)
     config = model_config_for(hp, len(source_vocab), len(target_vocab), ratio_mean, ratio_std)
     mx.random.seed(hp.seed)
@@ -183,11 +185,16 @@ def main() -> int:
     try:
         hp = load_hyperparameters_file(paths.hyperparameters_file)
         run(paths, hp, trainers, distributed)
+        os.makedirs(paths.output_dir, exist_ok=True)
         write_text_atomically(paths.success_file, "")
     except UserError as error:
         code = 2
         logger.error("training failed (user error): %s\n%s", error, traceback.format_exc())
         write_failure(paths, f"UserError: {error}")
+    except DistributedError as error:
+        code = 1
+        logger.error("training failed (multi-host): %s\n%s", error, traceback.format_exc())
+        write_failure(paths, f"DistributedError: {error}")
     except Exception as error:  # the one funnel for everything else
         code = 1
         logger.error("training failed (internal error): %s\n%s", error, traceback.format_exc())

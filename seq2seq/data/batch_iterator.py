@@ -53,6 +53,7 @@ class BucketBatchIterator:
         self.rank = rank
         self.num_workers = num_workers
         self.min_batch_size = min_batch_size
+        self.max_batches_per_epoch = None  # set when several hosts agree on a common count
         self.bucket_members = self._assign(data, buckets)
 
     @staticmethod
@@ -80,6 +81,8 @@ class BucketBatchIterator:
     def _worker_batches(self, epoch: int) -> List[tuple]:
         batches = self._global_batches(epoch)
         per_worker = len(batches) // self.num_workers
+        if self.max_batches_per_epoch is not None:
+            per_worker = min(per_worker, self.max_batches_per_epoch)
         return batches[self.rank::self.num_workers][:per_worker]
 
     def num_batches(self, epoch: int = 0) -> int:

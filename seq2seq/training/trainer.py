@@ -142,14 +142,17 @@ class Seq2SeqTrainer:
         shards = batch.split_and_load(self.setup.contexts)
         with autograd.record():
             results = [self.loss(s.valid_logits(self.model, choose), s.valid_labels) for s in shards]
-        precision.backward([r[0] for r in results], self.trainer, self.mixed_precision)
-        tokens = batch.num_target_tokens * self.setup.num_workers
+            # Each worker averages over its own tokens; the kvstore sums the workers; step() divides by
+            # their number. The normaliser is thus the same on every worker, whatever its batch.
+            scaled = [r[0] / batch.num_target_tokens for r in results]
+        precision.backward(scaled, self.trainer, self.mixed_precision)
+        workers = self.setup.num_workers
         if self.hp.gradient_clip_norm > 0:
             self.trainer.allreduce_grads()
-            self._clip_global_norm(tokens)
-            self.trainer.update(tokens)
+            self._clip_global_norm(workers)
+            self.trainer.update(workers)
         else:
-            self.trainer.step(tokens)
+            self.trainer.step(workers)
         self._pending.append((results, batch.num_target_tokens))
         state.num_updates += 1
         state.batch_index += 1
@@ -168,11 +171,11 @@ class Seq2SeqTrainer:
             return mx.nd.where(use_reference, reference_ids, predicted)
         return choose
 
-    def _clip_global_norm(self, tokens: int) -> None:
-        """Scale the (all-reduced, token-summed) gradients so that the per-token mean has norm <= the limit."""
+    def _clip_global_norm(self, num_workers: int) -> None:
+        """Scale the all-reduced gradients (summed over workers) so that their mean has norm <= the limit."""
         arrays = [p.grad(self.setup.contexts[0]) for p in self.model.collect_params().values()
                   if p.grad_req != "null"]
-        norm = math.sqrt(sum(float(a.norm().asscalar()) ** 2 for a in arrays)) / max(1, tokens)
+        norm = math.sqrt(sum(float(a.norm().asscalar()) ** 2 for a in arrays)) / num_workers
         if norm > self.hp.gradient_clip_norm:
             factor = self.hp.gradient_clip_norm / norm
             for parameter in self.model.collect_params().values():
@@ -226,7 +229,7 @@ class Seq2SeqTrainer:
         record["evaluation_seconds"] = round(time.time() - evaluation_start, 3)
         state.num_checkpoints += 1
         state.train_loss_sum, state.train_tokens = 0.0, 0
-        improved = self._is_improvement(state, record)
+        improved = self._agreed(self._is_improvement(state, record))
         record["improved"] = improved
         state.history.append(record)
         for line in metric_lines(self.setup.host, record):
@@ -245,8 +248,14 @@ class Seq2SeqTrainer:
             if improved:
                 self._save_best()
             write_metric_files(self.setup.output_data_dir, state.history)
-            self._save_state(state)
+        self._save_state(state)  # every host: each resumes from its own checkpoint directory
         self._start_log_interval(state)
+
+    def _agreed(self, decision: bool) -> bool:
+        """With several hosts, the master's decision (its metrics may differ in the last bits)."""
+        if self.setup.distributed is None:
+            return decision
+        return bool(self.setup.distributed.watchdog.allgather(decision)[0])
 
     def _is_improvement(self, state: ts.TrainingState, record: dict) -> bool:
         value = record[f"validation_{self.hp.optimized_metric}"]
@@ -278,9 +287,17 @@ class Seq2SeqTrainer:
                                self.trainer.save_states)
 
     def _stop_now(self, state: ts.TrainingState) -> ts.TrainingState:
-        """Stop requested: save the full state (no evaluation) so that a restart resumes exactly here."""
+        """Stop requested: save the full state (no evaluation) so that a restart resumes exactly here.
+
+        With several hosts the signal reaches them at different updates, so nothing new is saved: every host
+        resumes from the last periodic checkpoint, which they all saved at the same update.
+        """
         self._drain_pending(state)
         self.interrupted = True
+        if self.setup.distributed is not None:
+            logger.info("stop requested: multi-host job resumes from the last checkpoint (update %d)",
+                        state.history[-1]["updates"] if state.history else 0)
+            return state
         if self.setup.is_master:
             if not os.path.exists(ts.best_params_path(self.setup.checkpoint_dir)):
                 self._save_best()
