@@ -84,22 +84,18 @@ def greedy_search(model, source, source_length, max_output_lengths, return_atten
 
 
 def _constrain(log_probs: mx.nd.NDArray, finished: np.ndarray, at_limit: np.ndarray, ctx) -> mx.nd.NDArray:
-    """Finished rows may only emit PAD at no cost; rows at their length limit must emit </s>."""
+    """Finished rows may only emit PAD at no cost; rows at their length limit must emit </s> (at the model's own
+    </s> log-probability, so that their scores stay comparable). log_probs `(rows, vocab)`."""
     if not finished.any() and not at_limit.any():
         return log_probs
-    vocab = log_probs.shape[1]
-    forced = np.zeros((len(finished), vocab), dtype=np.float32)
-    keep = ~(finished | at_limit)
-    forced[~keep] = _NEG_INF
-    forced[finished, PAD_ID] = 0.0
     eos_only = at_limit & ~finished
-    forced[eos_only, EOS_ID] = 0.0
-    keep_nd = mx.nd.array(keep.astype(np.float32).reshape(-1, 1), ctx=ctx)
-    eos_log_prob = mx.nd.where(mx.nd.array(eos_only.astype(np.float32), ctx=ctx),
-                               log_probs[:, EOS_ID], mx.nd.zeros(len(finished), ctx=ctx))
-    constrained = mx.nd.broadcast_mul(log_probs, keep_nd) + mx.nd.array(forced, ctx=ctx)
-    # Keep the model's own </s> probability for rows forced to end, so their scores stay comparable.
-    constrained[:, EOS_ID] = constrained[:, EOS_ID] + eos_log_prob
+    keep = mx.nd.array((~(finished | at_limit)).astype(np.float32).reshape(-1, 1), ctx=ctx)
+    constrained = mx.nd.broadcast_mul(log_probs, keep) + mx.nd.broadcast_mul(1.0 - keep, mx.nd.full((1, 1), _NEG_INF,
+                                                                                                     ctx=ctx))
+    finished_nd = mx.nd.array(finished.astype(np.float32), ctx=ctx)
+    eos_only_nd = mx.nd.array(eos_only.astype(np.float32), ctx=ctx)
+    constrained[:, PAD_ID] = mx.nd.where(finished_nd, mx.nd.zeros_like(finished_nd), constrained[:, PAD_ID])
+    constrained[:, EOS_ID] = mx.nd.where(eos_only_nd, log_probs[:, EOS_ID], constrained[:, EOS_ID])
     return constrained
 
 
