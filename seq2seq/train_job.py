@@ -48,6 +48,16 @@ def write_failure(paths: SageMakerPaths, reason: str) -> None:
         write_text_atomically(paths.failure_file, reason.rstrip() + "\n")
 
 
+def clear_previous_outcome(paths: SageMakerPaths) -> None:
+    """Remove the failure/success files of an earlier run in the same tree (a local rerun or a resume), so that
+    they describe this run only."""
+    for path in (paths.failure_file, paths.success_file):
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
+
+
 def _read_channel(paths: SageMakerPaths, channel: str, configs: dict, hp: Hyperparameters,
                   source_vocab: Vocabulary, target_vocab: Vocabulary) -> ParallelData:
     def streams():
@@ -183,6 +193,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_sigterm)
     code = 0
     try:
+        clear_previous_outcome(paths)
         hp = load_hyperparameters_file(paths.hyperparameters_file)
         run(paths, hp, trainers, distributed)
         os.makedirs(paths.output_dir, exist_ok=True)
