@@ -138,11 +138,24 @@ def bench_dataset(name, source, target, repeats, work) -> dict:
               "rec_bytes": os.path.getsize(outputs["ours"])}
     for (impl, stage), stage_runs in runs.items():
         result[f"{stage}_{impl}"] = _summarize(stage_runs, pairs)
+    result["encode_ours_peak_rss_mb_on_first_29000_pairs"] = _head_rss(source, target, vocab_dir, work, 29_000)
     for stage in ("vocab", "encode"):
         ours, base = result[f"{stage}_ours"], result[f"{stage}_baseline"]
         result[f"{stage}_speedup_wall"] = base["median_wall_s"] / ours["median_wall_s"]
         result[f"{stage}_speedup_cpu"] = base["median_cpu_s"] / ours["median_cpu_s"]
     return result
+
+
+def _head_rss(source, target, vocab_dir, work, lines) -> float:
+    """Peak RSS of our encoder on the first `lines` pairs with the same vocabularies."""
+    heads = []
+    for path in (source, target):
+        head = os.path.join(work, os.path.basename(path) + ".head")
+        with open(path, "rb") as full, open(head, "wb") as out:
+            for _, line in zip(range(lines), full):
+                out.write(line)
+        heads.append(head)
+    return _spawn("ours", "encode", *heads, vocab_dir, os.path.join(work, "head.rec"))["max_rss_mb"]
 
 
 def _table(results) -> str:
@@ -160,7 +173,9 @@ def _table(results) -> str:
             lines.append(f"{'':14s} {stage:6s} speedup  {'':>10s} {result[f'{stage}_speedup_wall']:>7.1f}x "
                          f"{'':>11s} {result[f'{stage}_speedup_cpu']:>7.1f}x")
         lines.append(f"{'':14s} identical .rec bytes: {result['identical_rec_bytes']}, "
-                     f"identical vocabularies: {result['identical_vocab']}")
+                     f"identical vocabularies: {result['identical_vocab']}; encode peak RSS "
+                     f"{result['encode_ours']['peak_rss_mb']:.0f} MB on all pairs, "
+                     f"{result['encode_ours_peak_rss_mb_on_first_29000_pairs']:.0f} MB on the first 29,000")
     return "\n".join(lines)
 
 

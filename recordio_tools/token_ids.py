@@ -3,10 +3,11 @@
 A block is UTF-8 bytes of whole lines, each ending in b"\\n". Tokens are what `str.split()`
 returns for each line (any Unicode whitespace separates them), exactly as SageMaker's
 preprocessing script tokenizes. Instead of making a Python string per token, the mapper finds
-token boundaries with numpy, packs each token of up to 24 bytes into three 64-bit words and
-looks those up in an open-addressing table built from the vocabulary; the comparison is on
-the full token bytes, so the result is exact. Longer tokens take a dictionary lookup, and a
-block with characters this path does not model falls back to `str.split()` wholesale.
+token boundaries with numpy and looks every token up in an open-addressing table built from the
+vocabulary. A token of up to 23 bytes is keyed exactly by three 64-bit words: its bytes, zero
+padded, with its length in the top byte of the last word it reaches (see `_token_keys`), so a
+table hit is a true match. Longer tokens, and the rare ones whose bytes could read as a length,
+go through a dictionary of bytes. `map_lines_slowly` is the plain reference the tests compare with.
 """
 
 from collections import Counter
@@ -28,16 +29,13 @@ for _char in WHITESPACE:
         _codes.append(int.from_bytes(_encoded[1:], "big"))
         _WIDE_WHITESPACE[_encoded[0]] = (_length, _codes)
 
-KEY_BYTES = 24                      # tokens up to this many bytes are looked up in numpy
-_WORDS = KEY_BYTES // 8
-_PAD = b"\0" * (KEY_BYTES + 8)
+KEY_BYTES = 23                      # longer tokens are looked up in a dictionary
+_PAD = b"\0" * 32
 _MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [(1 << 64) - 1], dtype=np.uint64)
 _MULTIPLIERS = [np.uint64(m) for m in (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9)]
-_LENGTH_MULTIPLIER = np.uint64(0x27D4EB2F165667C5)
 _FINAL_MULTIPLIER = np.uint64(0xFF51AFD7ED558CCD)
-_LOW_56 = np.uint64((1 << 56) - 1)
-_LONG_MARK = np.uint64(0xFF << 56)
-_FREE = np.uint64(0)                             # key of a free table slot (no token has key 0)
+_TOP = np.uint64(56)
+_FREE = np.uint64(0)                # word 0 of a free table slot (no keyed token has word 0 == 0)
 
 
 def _whitespace_mask(block: bytes, data: np.ndarray) -> np.ndarray:
@@ -58,44 +56,35 @@ def _whitespace_mask(block: bytes, data: np.ndarray) -> np.ndarray:
     return mask
 
 
-def _token_words(buffer: bytes, starts: np.ndarray, lengths: np.ndarray) -> list:
-    """The token bytes as `_WORDS` little-endian uint64 words each, zero beyond the token; (t,) each."""
-    view = np.ndarray(shape=(len(buffer) - 7,), dtype="<u8", buffer=buffer, offset=0, strides=(1,))
-    words = [view[starts] & _MASKS[np.minimum(lengths, 8)]]
-    for index in range(1, _WORDS):
-        word = np.zeros(len(starts), dtype=np.uint64)
-        rows = np.flatnonzero(lengths > 8 * index)
-        if len(rows):
-            valid = np.minimum(lengths[rows] - 8 * index, 8)
-            word[rows] = view[starts[rows] + 8 * index] & _MASKS[valid]
-        words.append(word)
-    return words
-
-
 def _token_keys(buffer: bytes, starts: np.ndarray, lengths: np.ndarray):
-    """64-bit keys of tokens (t,), plus the words of the tokens longer than 7 bytes.
+    """Exact keys of tokens: (key0, key1, key2) uint64 (t,) each, and `keyed` bool (t,).
 
-    A token of 1..7 bytes has the exact key `bytes | length << 56`. A longer one has a hash of
-    its three words and length with the top byte 0xFF, so it never equals a short key; a
-    matching hash key is confirmed by comparing the words and the length. Returns (keys, long_rows,
-    long_words) with long_words = [word 0, word 1, word 2, length], each (len(long_rows),).
+    key i holds bytes 8i..8i+7 of the token, zero past its end. The length goes into the top
+    byte of the last key the token reaches: key0 for 1..7 bytes, key1 for 8..15, key2 for
+    16..23; keys past that are zero. A token of 8 or more bytes whose byte 7 is below 8, or of
+    16 or more whose byte 15 is below 16, could be confused with a shorter one, so it is not
+    keyed (nor is any token over 23 bytes); those take the dictionary.
     """
     view = np.ndarray(shape=(len(buffer) - 7,), dtype="<u8", buffer=buffer, offset=0, strides=(1,))
-    keys = (view[starts] & _MASKS[np.minimum(lengths, 7)]) | (lengths.astype(np.uint64) << np.uint64(56))
-    long_rows = np.flatnonzero(lengths > 7)
-    long_words = _token_words(buffer, starts[long_rows], lengths[long_rows])
-    long_words.append(lengths[long_rows].astype(np.uint64))          # the length is compared too
-    if len(long_rows):
-        mixed = lengths[long_rows].astype(np.uint64) * _LENGTH_MULTIPLIER
-        for word, multiplier in zip(long_words[:_WORDS], _MULTIPLIERS):
-            mixed ^= word * multiplier
-        mixed ^= mixed >> np.uint64(31)
-        keys[long_rows] = (mixed & _LOW_56) | _LONG_MARK
-    return keys, long_rows, long_words
+    length_bytes = lengths.astype(np.uint64) << _TOP
+    key0 = view[starts] & _MASKS[np.minimum(lengths, 8)]
+    key0 |= np.where(lengths <= 7, length_bytes, _FREE)
+    key1 = view[starts + 8] & _MASKS[np.clip(lengths - 8, 0, 8)]          # zero below 9 bytes
+    key1 |= np.where((lengths >= 8) & (lengths <= 15), length_bytes, _FREE)
+    key2 = np.zeros_like(key0)
+    keyed = (lengths <= KEY_BYTES) & ((lengths <= 7) | ((key0 >> _TOP) >= 8))
+    upper = np.flatnonzero(lengths >= 16)
+    if len(upper):
+        key2[upper] = (view[starts[upper] + 16] & _MASKS[np.clip(lengths[upper] - 16, 0, 8)]) | length_bytes[upper]
+        keyed[upper] &= (key1[upper] >> _TOP) >= 16
+    return key0, key1, key2, keyed
 
 
-def _slots(keys: np.ndarray, bits: int) -> np.ndarray:
-    mixed = keys * _MULTIPLIERS[0]
+def _slots(keys, bits: int) -> np.ndarray:
+    """Table slot of each token from its three keys: (t,) int64 in 0..2**bits-1."""
+    mixed = keys[0] * _MULTIPLIERS[0]
+    for key, multiplier in zip(keys[1:], _MULTIPLIERS[1:]):
+        mixed ^= key * multiplier
     mixed ^= mixed >> np.uint64(29)
     mixed *= _FINAL_MULTIPLIER
     return (mixed >> np.uint64(64 - bits)).astype(np.int64)
@@ -136,77 +125,66 @@ class TokenIdMapper:
         self._unknown_id = unknown_id
         buffer, starts, lengths = _encode_tokens(list(self._token_to_id))
         ids = np.fromiter(self._token_to_id.values(), dtype=np.int64, count=len(self._token_to_id))
-        long_rows = np.flatnonzero(lengths > KEY_BYTES).tolist()
-        self._long = {buffer[starts[row]:starts[row] + lengths[row]]: int(ids[row]) for row in long_rows}
-        short = np.flatnonzero(lengths <= KEY_BYTES)
-        self._build_table(buffer + _PAD, starts[short], lengths[short], ids[short])
+        *keys, keyed = _token_keys(buffer + _PAD, starts, lengths)
+        self._unkeyed = {buffer[starts[row]:starts[row] + lengths[row]]: int(ids[row])
+                         for row in np.flatnonzero(~keyed).tolist()}
+        rows = np.flatnonzero(keyed)
+        self._build_table([key[rows] for key in keys], ids[rows])
 
-    def _build_table(self, buffer: bytes, starts, lengths, ids) -> None:
-        """Open addressing with linear probing over the tokens' 64-bit keys (table load <= 1/2)."""
-        self._bits = max(4, int(2 * max(len(ids), 1) - 1).bit_length() + 1)
+    def _build_table(self, keys: list, ids: np.ndarray) -> None:
+        """Open addressing with linear probing (load <= 1/2); slot arrays of the keys and the ids."""
+        self._bits = max(4, int(2 * len(ids) - 1).bit_length())
         size = 1 << self._bits
-        keys, long_rows, long_words = _token_keys(buffer, starts, lengths)
-        self._keys = np.zeros(size, dtype=np.uint64)
+        self._keys = [np.zeros(size, dtype=np.uint64) for _ in keys]
         self._ids = np.zeros(size, dtype=np.int64)
-        self._long_words = np.zeros((size, _WORDS + 1), dtype=np.uint64)  # words + length, long tokens
-        words = np.zeros((len(ids), _WORDS + 1), dtype=np.uint64)
-        for column, word in enumerate(long_words):
-            words[long_rows, column] = word
         pending, slots = np.arange(len(ids)), _slots(keys, self._bits)
         while len(pending):
             # All tokens at once: a token takes its slot if the slot is free and no earlier token
             # wants it this round; the others move one slot on.
-            free = self._keys[slots] == _FREE
+            free = self._keys[0][slots] == _FREE
             _, first = np.unique(np.where(free, slots, -1), return_index=True)
             placed = np.zeros(len(pending), dtype=bool)
             placed[first] = True
             placed &= free
             chosen, rows = slots[placed], pending[placed]
-            self._keys[chosen], self._ids[chosen], self._long_words[chosen] = keys[rows], ids[rows], words[rows]
+            for table, key in zip(self._keys, keys):
+                table[chosen] = key[rows]
+            self._ids[chosen] = ids[rows]
             pending, slots = pending[~placed], (slots[~placed] + 1) & (size - 1)
 
     def map_block(self, block: bytes):
         """Ids of all tokens, flat (t,) int64, and tokens per line (lines,) int64."""
         starts, ends, per_line = _token_bounds(block)
-        lengths = ends - starts
+        *keys, keyed = _token_keys(block + _PAD, starts, ends - starts)
         ids = np.full(len(starts), self._unknown_id, dtype=np.int64)
-        short = lengths <= KEY_BYTES
-        rows = np.flatnonzero(short) if not short.all() else np.arange(len(starts))
-        self._lookup_short(block + _PAD, starts[rows], lengths[rows], rows, ids)
-        for row in np.flatnonzero(~short).tolist():
-            token = block[starts[row]:ends[row]]
-            ids[row] = self._long.get(token, self._unknown_id)
+        if keyed.all():
+            self._lookup(keys, np.arange(len(starts)), ids)
+        else:
+            rows = np.flatnonzero(keyed)
+            self._lookup([key[rows] for key in keys], rows, ids)
+            for row in np.flatnonzero(~keyed).tolist():
+                ids[row] = self._unkeyed.get(block[starts[row]:ends[row]], self._unknown_id)
         return ids, per_line
 
-    def _lookup_short(self, buffer, starts, lengths, rows, ids) -> None:
-        """Set ids[rows] to the ids of the tokens at starts (k,) with lengths (k,); misses keep UNK."""
-        keys, long_rows, long_words = _token_keys(buffer, starts, lengths)
-        long_index = None
-        if len(long_rows):
-            long_index = np.full(len(keys), -1, dtype=np.int64)
-            long_index[long_rows] = np.arange(len(long_rows))
+    def _lookup(self, keys: list, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Set ids[rows] to the ids of the tokens with these keys ((k,) each); misses keep UNK.
+
+        Equal key0 settles tokens of up to 7 bytes; longer ones (key1 != 0) compare key1, and
+        those of 16 bytes or more (key2 != 0) key2 as well.
+        """
         slots = _slots(keys, self._bits)
-        pending = np.arange(len(keys))
+        pending = np.arange(len(rows))
         while len(pending):
-            found = self._keys[slots]
-            match = found == keys[pending]
-            if long_index is not None:
-                self._confirm_long(match, slots, long_index[pending], long_words)
+            found = self._keys[0][slots]
+            match = found == keys[0][pending]
+            for level in (1, 2):
+                check = np.flatnonzero(match & (keys[level][pending] != _FREE))
+                if len(check):
+                    match[check] = self._keys[level][slots[check]] == keys[level][pending[check]]
             hits = np.flatnonzero(match)
             ids[rows[pending[hits]]] = self._ids[slots[hits]]
             probe_on = np.flatnonzero(~match & (found != _FREE))
             pending, slots = pending[probe_on], (slots[probe_on] + 1) & ((1 << self._bits) - 1)
-
-    def _confirm_long(self, match, slots, long_index, long_words) -> None:
-        """Clear match[i] where a long token's hash key matched but its bytes differ."""
-        check = np.flatnonzero(match & (long_index >= 0))
-        if not len(check):
-            return
-        stored = self._long_words[slots[check]]
-        same = np.ones(len(check), dtype=bool)
-        for column, word in enumerate(long_words):
-            same &= stored[:, column] == word[long_index[check]]
-        match[check[~same]] = False
 
     def map_lines_slowly(self, block: bytes):
         """Reference implementation with `str.split()`; same result as `map_block`."""

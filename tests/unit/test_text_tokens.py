@@ -137,12 +137,19 @@ def test_vocabulary_tokens_holding_newlines_do_not_shift_the_others():
     assert ids.tolist() == [5, 7, 6, 1]
 
 
-def test_long_tokens_with_equal_words_but_different_lengths(monkeypatch):
-    """Tokens of 8..24 bytes are matched by hash; the confirmation must compare lengths too."""
+TRICKY = ["abcdefg", "abcdefg\x07", "abcdefgh", "abcdefgh\x00", "abcdefgh\x00\x00", "0123456789abcdef",
+          "0123456789abcde\x0f", "0123456789abcde\x0fz", "0123456789abcdefg", "x" * 23, "x" * 24, "x" * 40,
+          "\x01", "\x01\x00", "\x07\x00\x00\x00\x00\x00\x00"]
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_tokens_that_differ_only_in_length_or_look_like_lengths(monkeypatch, collide):
+    """Keys hold the length in a top byte; tokens whose bytes could pass for one take the dictionary."""
     from recordio_tools import token_ids
-    monkeypatch.setattr(token_ids, "_LOW_56", np.uint64(0))      # every long token gets the same key
-    vocab = {"abcdefgh": 4, "abcdefgh\x00": 5, "abcdefgh\x00\x00": 6, "zzzzzzzzz": 7}
+    if collide:   # every token hashes to slot 0: the whole table is one probe chain
+        monkeypatch.setattr(token_ids, "_slots", lambda keys, bits: np.zeros(len(keys[0]), dtype=np.int64))
+    vocab = {token: index + 4 for index, token in enumerate(TRICKY[::2])}
     mapper = TokenIdMapper(vocab)
-    text = "abcdefgh\x00\x00 abcdefgh abcdefgh\x00 abcdefgh\x00\x00\x00 zzzzzzzzz zzzzzzzzy\n"
+    text = " ".join(TRICKY + [token + "q" for token in TRICKY]) + "\n"
     ids, _ = mapper.map_block(text.encode())
-    assert ids.tolist() == [6, 4, 5, 1, 7, 1]
+    assert ids.tolist() == [vocab.get(token, 1) for token in text.split()]
