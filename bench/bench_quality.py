@@ -184,6 +184,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
     args = parser.parse_args(argv)
+    args.work_dir = args.work_dir.resolve()
     hyperparameters = dict(QUALITY_HYPERPARAMETERS, **parse_overrides(args.hp))
     data = prepare()
     base = args.work_dir / "opt_ml"

@@ -187,7 +187,7 @@ def run_one(label: str, func) -> dict:
 
 def run_benchmark(args) -> dict:
     data = prepare()
-    work = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="bench_train_"))
+    work = Path(args.work_dir).resolve() if args.work_dir else Path(tempfile.mkdtemp(prefix="bench_train_"))
     work.mkdir(parents=True, exist_ok=True)
     sockeye_runs, ours = [], {name: [] for name in args.variants}
     for repeat in range(1, args.repeats + 1):
@@ -232,10 +232,11 @@ def print_table(result: dict) -> None:
         m = entry["median"]
 
         def fmt(key, spec):
-            return format(m[key], spec) if m.get(key) is not None else "-"
+            width = int(spec[1:].split(".")[0])
+            return format(m[key], spec) if m.get(key) is not None else format("-", f">{width}")
         print(f"{name:<14}{entry['ok_runs']:>4}{fmt('target_tokens_per_s', '>11.0f')}"
               f"{fmt('target_tokens_per_s_derived', '>10.0f')}{fmt('updates_per_s', '>8.2f')}"
-              f"{fmt('peak_rss_mib', '>9.0f')}{format(ratio, '>7.2f') if ratio else '-':>7}")
+              f"{fmt('peak_rss_mib', '>9.0f')}{format(ratio, '.2f') if ratio else '-':>7}")
     print("(medians over repeats; ratio = ours / sockeye target tokens/s)")
 
 
