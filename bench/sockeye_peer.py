@@ -204,17 +204,21 @@ def summarise_training_log(log_text: str, mean_target_len: float, warmup_updates
 
 
 def train_sockeye(data, work_dir, max_updates: int = 300, warmup_updates: int = SPEED_WINDOW_BATCHES,
-                  seed: int = 1, threads: int = 2, keep_model: bool = False) -> SockeyeTrainResult:
+                  seed: int = 1, threads: int = 2, keep_model: bool = False,
+                  checkpoint_interval: int | None = None) -> SockeyeTrainResult:
     """Train the reference model for ``max_updates`` and measure speed after ``warmup_updates``.
 
     ``data`` has ``train_source``, ``train_target``, ``val_source``, ``val_target`` (tokenised text),
     e.g. ``bench.prepare_multi30k.layout()``. The log stays in ``work_dir/sockeye_train_<seed>.log``.
+    With ``keep_model`` and a ``checkpoint_interval`` the model stays in ``work_dir/sockeye_model_<seed>``
+    with a ``params.best`` that ``sockeye_translate_speed`` can use (checkpoints cost training time).
     """
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     model_dir = work_dir / f"sockeye_model_{seed}"
     cmd = train_command(data.train_source, data.train_target, data.val_source, data.val_target,
-                        model_dir, max_updates, seed=seed, python=ensure_venv())
+                        model_dir, max_updates, seed=seed, checkpoint_interval=checkpoint_interval,
+                        python=ensure_venv())
     run = run_measured(cmd, sockeye_env(threads), work_dir / f"sockeye_train_{seed}.log")
     if not keep_model:
         shutil.rmtree(model_dir, ignore_errors=True)
