@@ -1,5 +1,6 @@
 """Masked, label-smoothed cross-entropy over padded target batches."""
 
+import mxnet as mx
 from mxnet.gluon import HybridBlock
 
 from ..constants import PAD_ID
@@ -32,3 +33,18 @@ class MaskedCrossEntropy(HybridBlock):
             return F.sum(loss).reshape((1,)), F.sum(nll).reshape((1,)), F.zeros((1,))
         correct = (F.argmax(logits, axis=-1) == labels) * mask
         return F.sum(loss).reshape((1,)), F.sum(nll).reshape((1,)), F.sum(correct).reshape((1,))
+
+
+def fused_softmax_loss(logits, labels, label_smoothing: float, grad_scale: float):
+    """Training loss for gathered, non-padding positions in one fused softmax operator.
+
+    logits `(tokens, vocab)`, labels `(tokens,)`. Returns (head, nll_sum): call backward on `head`; its gradient is
+    grad_scale × (softmax − smoothed one-hot), where the gold label gets 1 − ε and every other label ε / (vocab − 1).
+    nll_sum `(1,)` is the unsmoothed negative log-likelihood, for logging only (no gradient). This replaces the
+    separate log-softmax, pick and mean passes over `(tokens, vocab)` of `MaskedCrossEntropy` and their backward.
+    """
+    probabilities = mx.nd.SoftmaxOutput(logits, labels, grad_scale=grad_scale, smooth_alpha=label_smoothing,
+                                        normalization="null")
+    gold = mx.nd.pick(probabilities.detach(), labels, axis=-1)
+    nll_sum = -mx.nd.sum(mx.nd.log(mx.nd.maximum(gold, 1e-30))).reshape((1,))
+    return probabilities, nll_sum

@@ -22,7 +22,7 @@ from ..model.seq2seq_model import Seq2SeqModel
 from . import precision
 from . import training_state as ts
 from .evaluation import bleu_sample, perplexity_and_accuracy, sample_bleu
-from .loss import MaskedCrossEntropy
+from .loss import MaskedCrossEntropy, fused_softmax_loss
 from .lr_schedule import LearningRateSchedule, schedule_from_hyperparameters
 from .metrics_log import metric_lines, write_metric_files
 
@@ -104,6 +104,8 @@ class Seq2SeqTrainer:
         logger.info("%d training batches per epoch per worker; buckets %s", setup.train_iter.num_batches(),
                     setup.train_iter.bucket_table())
         self._start_log_interval(state)
+        if self._checkpoint_due(state):
+            self._checkpoint(state)           # a stop at a checkpoint update saved the state before evaluating
         while not self._finished(state):
             position = IteratorPosition(state.epoch, state.batch_index)
             for batch in setup.train_iter.epoch(position):
@@ -121,6 +123,11 @@ class Seq2SeqTrainer:
             self._checkpoint(state)
         self._finish_distributed()
         return state
+
+    def _checkpoint_due(self, state: ts.TrainingState) -> bool:
+        """True when `state` is at a checkpoint update whose checkpoint has not been recorded yet."""
+        at_boundary = state.num_updates > 0 and state.num_updates % self.hp.checkpoint_frequency_num_batches == 0
+        return at_boundary and (not state.history or state.history[-1]["updates"] != state.num_updates)
 
     def _finished(self, state: ts.TrainingState) -> bool:
         hp = self.hp
@@ -141,11 +148,17 @@ class Seq2SeqTrainer:
         choose = self._scheduled_sampler(state.num_updates)
         shards = batch.split_and_load(self.setup.contexts)
         with autograd.record():
-            results = [self.loss(s.valid_logits(self.model, choose), s.valid_labels) for s in shards]
-            # Each worker averages over its own tokens; the kvstore sums the workers; step() divides by
-            # their number. The normaliser is thus the same on every worker, whatever its batch.
-            scaled = [r[0] / batch.num_target_tokens for r in results]
-        precision.backward(scaled, self.trainer, self.mixed_precision)
+            if self.mixed_precision:  # AMP scales the loss value: needs the differentiable loss
+                results = [self.loss(s.valid_logits(self.model, choose), s.valid_labels) for s in shards]
+                heads = [r[0] / batch.num_target_tokens for r in results]
+                nll_sums = [r[1] for r in results]
+            else:
+                # Each worker averages over its own tokens; the kvstore sums the workers; step() divides by
+                # their number. The normaliser is thus the same on every worker, whatever its batch.
+                fused = [fused_softmax_loss(s.valid_logits(self.model, choose), s.valid_labels,
+                                            self.hp.label_smoothing, 1.0 / batch.num_target_tokens) for s in shards]
+                heads, nll_sums = [f[0] for f in fused], [f[1] for f in fused]
+        precision.backward(heads, self.trainer, self.mixed_precision)
         workers = self.setup.num_workers
         if self.hp.gradient_clip_norm > 0:
             self.trainer.allreduce_grads()
@@ -153,7 +166,7 @@ class Seq2SeqTrainer:
             self.trainer.update(workers)
         else:
             self.trainer.step(workers)
-        self._pending.append((results, batch.num_target_tokens))
+        self._pending.append((nll_sums, batch.num_target_tokens))
         state.num_updates += 1
         state.batch_index += 1
         if state.num_updates % self.hp.log_frequency_num_batches == 0:
@@ -192,8 +205,8 @@ class Seq2SeqTrainer:
     def _drain_pending(self, state: ts.TrainingState) -> int:
         """Synchronize the queued loss sums into the state; returns the target tokens they cover."""
         tokens = 0
-        for results, num_tokens in self._pending:
-            state.train_loss_sum += sum(float(r[1].asscalar()) for r in results)
+        for nll_sums, num_tokens in self._pending:
+            state.train_loss_sum += sum(float(n.asscalar()) for n in nll_sums)
             state.train_tokens += num_tokens
             tokens += num_tokens
         self._pending = []
