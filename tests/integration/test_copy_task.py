@@ -1,14 +1,13 @@
 """A tiny model learns to reverse sentences: the whole training job and decoding, judged by BLEU on unseen pairs.
 
-Settings found to reach BLEU 99-100 on every seed tried (3000 pairs, 12 words, lengths 2-8, 400-600 updates);
-the job takes about 25-45 s of wall time on a busy 2-core machine.
+Settings found to reach BLEU 99-100 on every seed tried (3000 pairs, 12 words, lengths 2-8, 500 updates of Adam
+at 0.005; at 0.01 some seeds spike); the job takes about 30-70 s of wall time on a busy 2-core machine.
 """
 
 import json
 import os
 import time
 
-import numpy as np
 import pytest
 
 from seq2seq.inference.translator import DecodeOptions, Translator
@@ -18,8 +17,8 @@ pytestmark = pytest.mark.slow
 
 HYPERPARAMETERS = {
     "num_embed_source": 32, "num_embed_target": 32, "rnn_num_hidden": 64, "rnn_attention_num_hidden": 32,
-    "rnn_attention_type": "mlp", "input_feeding": "false", "label_smoothing": 0.0, "learning_rate": 0.01,
-    "batch_size": 32, "max_num_batches": 500, "checkpoint_frequency_num_batches": 250, "bleu_sample_size": 0,
+    "rnn_attention_type": "mlp", "input_feeding": "false", "label_smoothing": 0.0, "learning_rate": 0.005,
+    "batch_size": 32, "max_num_batches": 500, "checkpoint_frequency_num_batches": 100, "bleu_sample_size": 0,
     "max_seq_len_source": 10, "max_seq_len_target": 10, "bucket_width": 4, "log_frequency_num_batches": 100,
     "devices": "cpu", "seed": 17,
 }
@@ -69,7 +68,11 @@ def test_validation_perplexity_falls_to_near_one(reversal_model):
     base, _ = reversal_model
     with open(os.path.join(base, "output", "data", "metrics.json")) as stream:
         history = json.load(stream)
+    assert [r["updates"] for r in history] == [100, 200, 300, 400, 500]
     perplexities = [r["validation_perplexity"] for r in history]
-    assert [r["updates"] for r in history] == [250, 500]
-    assert perplexities[-1] < 1.1
-    assert np.all(np.diff([r["train_perplexity"] for r in history]) < 0)
+    assert min(perplexities) < 1.05
+    assert perplexities[0] > 1.2 > perplexities[-1]
+    assert history[-1]["train_perplexity"] < history[0]["train_perplexity"]
+    with open(os.path.join(base, "model", "metrics.json")) as stream:
+        exported = json.load(stream)
+    assert exported["best_checkpoint"]["validation_perplexity"] == min(perplexities)

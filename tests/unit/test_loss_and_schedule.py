@@ -14,7 +14,7 @@ from seq2seq.data.vocab import Vocabulary
 from seq2seq.hyperparameters import Hyperparameters
 from seq2seq.model.config import ModelConfig
 from seq2seq.model.seq2seq_model import Seq2SeqModel
-from seq2seq.training.loss import MaskedCrossEntropy
+from seq2seq.training.loss import MaskedCrossEntropy, fused_softmax_loss
 from seq2seq.training.lr_schedule import LearningRateSchedule, schedule_from_hyperparameters
 from seq2seq.training.trainer import Seq2SeqTrainer, TrainingSetup
 
@@ -76,6 +76,26 @@ def test_loss_is_additive_over_batch_splits():
     parts = sum(criterion(mx.nd.array(logits[a:b]), mx.nd.array(LABELS[a:b]))[0].asscalar()
                 for a, b in ((0, 1), (1, 3)))
     np.testing.assert_allclose(parts, whole, rtol=1e-6)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_fused_training_loss_gradient_and_nll(smoothing):
+    """The training loss's gradient is scale × (softmax − target), the target giving the gold label 1 − ε and
+    every other label ε / (vocab − 1); its nll is the unsmoothed negative log-likelihood."""
+    mask = LABELS != PAD_ID
+    logits = random_logits(4)[mask]                                       # (tokens, vocab): valid positions
+    labels = LABELS[mask]
+    variable = mx.nd.array(logits)
+    variable.attach_grad()
+    with autograd.record():
+        head, nll = fused_softmax_loss(variable, mx.nd.array(labels), smoothing, 0.25)
+    head.backward()
+    probabilities = np.exp(log_softmax(logits.astype(np.float64)))
+    target = np.full(logits.shape, smoothing / (VOCAB - 1))
+    target[np.arange(len(labels)), labels.astype(int)] = 1.0 - smoothing
+    np.testing.assert_allclose(variable.grad.asnumpy(), 0.25 * (probabilities - target), rtol=1e-4, atol=1e-7)
+    expected_nll = -np.log(probabilities[np.arange(len(labels)), labels.astype(int)]).sum()
+    np.testing.assert_allclose(nll.asscalar(), expected_nll, rtol=1e-5)
 
 
 # ----- learning-rate schedules -----
@@ -185,14 +205,15 @@ def expected_sgd_step(tmp_path, parameters_file, learning_rate, smoothing, input
 
 @pytest.mark.parametrize("input_feeding", [False, True])
 def test_two_cpu_contexts_make_the_same_update_as_one(tmp_path, input_feeding):
+    """Both equal p - lr × ∇(mean token loss), computed here without the trainer (no smoothing: one definition)."""
     initial_parameters = save_initial_parameters(tmp_path, input_feeding)
-    one = build_trainer(tmp_path, "one", [mx.cpu(0)], initial_parameters, input_feeding=input_feeding)
-    two = build_trainer(tmp_path, "two", [mx.cpu(0), mx.cpu(1)], initial_parameters, input_feeding=input_feeding)
+    settings = dict(input_feeding=input_feeding, label_smoothing=0.0)
+    one = build_trainer(tmp_path, "one", [mx.cpu(0)], initial_parameters, **settings)
+    two = build_trainer(tmp_path, "two", [mx.cpu(0), mx.cpu(1)], initial_parameters, **settings)
     assert one.fit().num_updates == 1 and two.fit().num_updates == 1
     after_one, after_two = parameters_of(one), parameters_of(two)
-    expected = expected_sgd_step(tmp_path, initial_parameters, 0.5, 0.1, input_feeding)
-    before = parameters_of(build_trainer(tmp_path, "before", [mx.cpu(0)], initial_parameters,
-                                         input_feeding=input_feeding))
+    expected = expected_sgd_step(tmp_path, initial_parameters, 0.5, 0.0, input_feeding)
+    before = parameters_of(build_trainer(tmp_path, "before", [mx.cpu(0)], initial_parameters, **settings))
     for name, value in expected.items():
         np.testing.assert_allclose(after_one[name], value, rtol=1e-4, atol=1e-6, err_msg=name)
         np.testing.assert_allclose(after_two[name], after_one[name], rtol=1e-4, atol=1e-6, err_msg=name)
@@ -201,6 +222,18 @@ def test_two_cpu_contexts_make_the_same_update_as_one(tmp_path, input_feeding):
         np.testing.assert_array_equal(second, after_two[name])
     moved = [name for name in before if np.abs(after_one[name] - before[name]).max() > 1e-6]
     assert len(moved) > len(before) // 2
+
+
+def test_two_cpu_contexts_agree_with_label_smoothing_and_adam(tmp_path):
+    initial_parameters = save_initial_parameters(tmp_path, False)
+    settings = dict(input_feeding=False, label_smoothing=0.1, optimizer_type="adam", learning_rate=0.01,
+                    max_num_batches=3)
+    one = build_trainer(tmp_path, "one", [mx.cpu(0)], initial_parameters, **settings)
+    two = build_trainer(tmp_path, "two", [mx.cpu(0), mx.cpu(1)], initial_parameters, **settings)
+    assert one.fit().num_updates == 3 and two.fit().num_updates == 3
+    after_one, after_two = parameters_of(one), parameters_of(two)
+    for name in after_one:
+        np.testing.assert_allclose(after_two[name], after_one[name], rtol=1e-4, atol=1e-5, err_msg=name)
 
 
 def test_global_norm_clipping_is_the_same_on_two_contexts(tmp_path):
