@@ -26,8 +26,8 @@ for lib in "$mxnet_lib" $(find /opt/venv -path '*/site-packages/nvidia/*/lib/lib
         unexpected=1
     fi
 done
-echo "== only libcuda.so.1 may be missing:"
-ldd "$mxnet_lib" | awk '/not found/ {print "  " $1 " (from the host driver)"}'
+echo "== not found in the image:"
+ldd "$mxnet_lib" | awk '/not found/ {print "  " $1 ($1 == "libcuda.so.1" ? " (expected: the host driver provides it)" : " (MISSING)")}'
 exit $unexpected
 EOF
 
