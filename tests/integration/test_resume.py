@@ -104,6 +104,17 @@ def test_stop_and_resume_in_process_equals_uninterrupted(tmp_path, in_process, r
     assert_same_training(base, reference_run)
 
 
+def test_stop_and_resume_with_two_cpu_devices(tmp_path, in_process):
+    """Parameters and optimizer state live on both contexts: the restart must restore both."""
+    reference = make_tree(tmp_path / "reference", devices="cpu:2", max_num_batches=30)
+    assert in_process(reference) == 0
+    base = make_tree(tmp_path / "resumed", devices="cpu:2", max_num_batches=30)
+    assert in_process(base, stop_at=9) == 0
+    assert state_of(base)["num_updates"] == 9
+    assert in_process(base) == 0
+    assert_same_training(base, reference)
+
+
 def test_restarting_a_finished_job_changes_nothing(tmp_path, in_process):
     base = make_tree(tmp_path, max_num_batches=25)
     assert in_process(base) == 0

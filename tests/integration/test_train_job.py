@@ -9,6 +9,7 @@ import signal
 import struct
 import subprocess
 
+import mxnet as mx
 import numpy as np
 import pytest
 
@@ -113,13 +114,25 @@ def test_stdout_has_one_metric_line_per_checkpoint_and_metric(finished_job):
         assert values == pytest.approx([r[f"{split}_{name}"] for r in history], rel=1e-5)
 
 
-def test_checkpoint_dir_holds_the_training_state(finished_job):
+def test_checkpoint_dir_holds_the_training_state_and_the_exported_best(finished_job):
     base, _ = finished_job
     checkpoints = os.path.join(base, "checkpoints")
     with open(os.path.join(checkpoints, "training_state", "state.json")) as stream:
         state = json.load(stream)
     assert state["num_updates"] == 40 and state["num_checkpoints"] == 2
-    assert os.path.exists(os.path.join(checkpoints, "params.best"))
+    exported = mx.nd.load(os.path.join(base, "model", "params.best"))
+    best = mx.nd.load(os.path.join(checkpoints, "params.best"))
+    assert exported.keys() == best.keys()
+    for name in best:
+        np.testing.assert_array_equal(exported[name].asnumpy(), best[name].asnumpy())
+
+
+def test_progress_log_lines(finished_job):
+    _, stdout = finished_job
+    progress = [line for line in stdout.splitlines() if "updates/s=" in line]
+    assert len(progress) == 40 // QUICK["log_frequency_num_batches"]
+    for field in ("epoch=", "updates=", "target_tokens/s=", "train_perplexity=", "lr=", "eta_epoch="):
+        assert all(field in line for line in progress), field
 
 
 # ----- devices and hyperparameter encodings -----
@@ -296,6 +309,51 @@ def test_a_rerun_reports_only_its_own_outcome(tree):
     shutil.rmtree(data_path(tree, "train"))
     assert run_main(tree)[0] == 2
     assert not os.path.exists(os.path.join(str(tree), "output", "success"))
+
+
+def history_of(base):
+    with open(os.path.join(str(base), "output", "data", "metrics.json")) as stream:
+        return json.load(stream)
+
+
+def test_max_num_epochs_stops_at_the_epoch_end(tree, caplog):
+    caplog.set_level("INFO")
+    write_hyperparameters(str(tree), dict(QUICK, max_num_batches=-1, max_num_epochs=2, batch_size=8,
+                                          checkpoint_frequency_num_batches=1000, bleu_sample_size=0))
+    assert run_main(tree) == (0, None)
+    history = history_of(tree)
+    assert len(history) == 1
+    assert history[0]["updates"] == 2 * batches_per_epoch(caplog)
+
+
+def test_early_stopping_after_checkpoint_threshold_without_improvement(tree):
+    """A learning rate too small to change float32 weights: no checkpoint after the first can improve."""
+    write_hyperparameters(str(tree), dict(QUICK, max_num_batches=200, checkpoint_frequency_num_batches=3,
+                                          checkpoint_threshold=2, learning_rate=1e-30, bleu_sample_size=0,
+                                          min_num_epochs=0))
+    assert run_main(tree) == (0, None)
+    history = history_of(tree)
+    assert [r["updates"] for r in history] == [3, 6, 9]
+    assert [r["improved"] for r in history] == [True, False, False]
+
+
+def batches_per_epoch(caplog) -> int:
+    found = [re.search(r"(\d+) training batches per epoch", r.getMessage()) for r in caplog.records]
+    return int([m for m in found if m][-1].group(1))
+
+
+def test_min_num_epochs_delays_early_stopping(tree, caplog):
+    """As above, but early stopping may only fire once two epochs are complete."""
+    caplog.set_level("INFO")
+    write_hyperparameters(str(tree), dict(QUICK, max_num_batches=200, checkpoint_frequency_num_batches=3,
+                                          checkpoint_threshold=1, learning_rate=1e-30, bleu_sample_size=0,
+                                          min_num_epochs=2, batch_size=8))
+    assert run_main(tree) == (0, None)
+    epoch_batches = batches_per_epoch(caplog)
+    assert epoch_batches >= 4
+    history = history_of(tree)
+    assert history[-1]["updates"] == 2 * epoch_batches
+    assert [r["improved"] for r in history][:2] == [True, False]
 
 
 def test_container_train_executable_exits_2_on_user_error(tmp_path):
