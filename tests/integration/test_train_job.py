@@ -337,6 +337,22 @@ def test_early_stopping_after_checkpoint_threshold_without_improvement(tree):
     assert [r["improved"] for r in history] == [True, False, False]
 
 
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_scheduled_sampling_trains_and_changes_the_updates(tree, input_feeding, monkeypatch):
+    """teacher_forcing_ratio < 1 feeds the model's own predictions: same seed, different training."""
+    perplexities = []
+    for ratio in (1.0, 0.0):
+        base = tree / f"ratio-{ratio}"
+        make_tree(base, dict(QUICK, max_num_batches=6, checkpoint_frequency_num_batches=6, bleu_sample_size=0,
+                             teacher_forcing_ratio=ratio, input_feeding=input_feeding), num_train=40,
+                  num_validation=8)
+        monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
+        assert run_main(base) == (0, None)
+        perplexities.append(history_of(base)[-1]["validation_perplexity"])
+    assert np.isfinite(perplexities).all()
+    assert abs(perplexities[0] - perplexities[1]) > 1e-6 * perplexities[0]
+
+
 def batches_per_epoch(caplog) -> int:
     found = [re.search(r"(\d+) training batches per epoch", r.getMessage()) for r in caplog.records]
     return int([m for m in found if m][-1].group(1))
