@@ -42,8 +42,9 @@ def test_loss_matches_a_direct_computation(smoothing):
     log_probs = log_softmax(logits.astype(np.float64))
     mask = LABELS != PAD_ID
     token_nll = -np.take_along_axis(log_probs, LABELS.astype(int)[..., None], axis=-1)[..., 0]
-    token_uniform = -log_probs.mean(axis=-1)
-    expected_loss = ((1 - smoothing) * token_nll + smoothing * token_uniform)[mask].sum()
+    # gold word 1 - ε, every other word ε / (vocab - 1): the distribution of the fused training softmax
+    token_others = (-log_probs.sum(axis=-1) - token_nll) / (VOCAB - 1)
+    expected_loss = ((1 - smoothing) * token_nll + smoothing * token_others)[mask].sum()
     np.testing.assert_allclose(loss.asscalar(), expected_loss, rtol=1e-5)
     np.testing.assert_allclose(nll.asscalar(), token_nll[mask].sum(), rtol=1e-5)
     assert correct.asscalar() == ((logits.argmax(-1) == LABELS) & mask).sum()
