@@ -97,9 +97,25 @@ class Seq2SeqTrainer:
                     state.num_updates, state.epoch, state.batch_index)
         return state
 
+    def _init_kvstore_parameters(self) -> None:
+        """Put the parameters into the kvstore (with dist_sync: rank 0's) and wait until every pull has landed.
+
+        gluon.Trainer does this lazily inside the first step(), where the engine may send a key's gradient
+        push-pull to the dist_sync server before that key's parameter pull: the server then answers the pull
+        with the summed gradients, and that worker trains on other values for the parameter from then on.
+        Uses gluon.Trainer's own initialization methods (MXNet 1.9), which have no public entry point.
+        """
+        trainer = self.trainer
+        if not trainer._kv_initialized:
+            trainer._init_kvstore()
+        if trainer._params_to_init:
+            trainer._init_params()
+        mx.nd.waitall()
+
     # ----- loop -----
     def fit(self) -> ts.TrainingState:
         state = self._restore()
+        self._init_kvstore_parameters()
         setup = self.setup
         logger.info("%d training batches per epoch per worker; buckets %s", setup.train_iter.num_batches(),
                     setup.train_iter.bucket_table())
