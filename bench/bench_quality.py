@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bench.bench_train import REFERENCE_HYPERPARAMETERS, machine_info, make_job_tree, write_json_atomically
 from bench.prepare_multi30k import TARGET_LANG, prepare
+from bench.sockeye_peer import omp_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "quality.json"
@@ -73,8 +74,8 @@ def prepare_tree(base: Path, rec_dir: Path, hyperparameters: dict, fresh: bool) 
 
 def run_training(base: Path, log_path: Path, max_minutes: float | None, threads: int = 2) -> dict:
     """Run the training job to its own end, or SIGTERM it after ``max_minutes``; log appended."""
-    env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), OMP_NUM_THREADS=str(threads),
-               MXNET_SUBGRAPH_VERBOSE="0", PYTHONPATH=str(REPO_ROOT))
+    env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), MXNET_SUBGRAPH_VERBOSE="0",
+               PYTHONPATH=str(REPO_ROOT), **omp_env(threads))
     start, capped = time.monotonic(), False
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"\n=== training started {datetime.datetime.now().isoformat(timespec='seconds')} ===\n")

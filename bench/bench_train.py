@@ -131,11 +131,12 @@ def job_hyperparameters(variant: dict, max_updates: int, log_every: int, seed: i
 
 
 def train_ours(data, work_dir: Path, variant: dict, max_updates: int, warmup_updates: int,
-               log_every: int, seed: int, threads: int) -> dict:
+               log_every: int, seed: int, threads: int, wait_policy: str | None = "PASSIVE") -> dict:
     """One run of our training job; returns ``summarise_ours`` of its log."""
     base = Path(tempfile.mkdtemp(prefix="opt_ml_", dir=work_dir))
     make_job_tree(base, data.rec_dir, job_hyperparameters(variant, max_updates, log_every, seed))
-    env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), OMP_NUM_THREADS=str(threads),
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env.update(sockeye_peer.omp_env(threads, wait_policy), SAGEMAKER_BASE_DIR=str(base),
                MXNET_SUBGRAPH_VERBOSE="0", PYTHONPATH=str(REPO_ROOT))
     name = "-".join(f"{k}={v}" for k, v in sorted(variant.items()))
     run = sockeye_peer.run_measured([sys.executable, "-m", "seq2seq.train_job"], env,
@@ -190,15 +191,17 @@ def run_benchmark(args) -> dict:
     work = Path(args.work_dir).resolve() if args.work_dir else Path(tempfile.mkdtemp(prefix="bench_train_"))
     work.mkdir(parents=True, exist_ok=True)
     sockeye_runs, ours = [], {name: [] for name in args.variants}
+    policy = None if args.omp_wait_policy == "default" else args.omp_wait_policy
     for repeat in range(1, args.repeats + 1):
         print(f"Repeat {repeat}/{args.repeats}", flush=True)
         if not args.skip_sockeye:
             sockeye_runs.append(run_one("sockeye", lambda: dataclasses.asdict(sockeye_peer.train_sockeye(
-                data, work, args.max_updates, args.warmup_updates, seed=repeat, threads=args.threads))))
+                data, work, args.max_updates, args.warmup_updates, seed=repeat, threads=args.threads,
+                wait_policy=policy))))
         for name in args.variants:
             ours[name].append(run_one(name, lambda name=name: train_ours(
                 data, work, VARIANTS[name], args.max_updates, args.warmup_updates,
-                sockeye_peer.SPEED_WINDOW_BATCHES, repeat, args.threads)))
+                sockeye_peer.SPEED_WINDOW_BATCHES, repeat, args.threads, policy)))
     return assemble(args, sockeye_runs, ours, work)
 
 
@@ -213,7 +216,8 @@ def assemble(args, sockeye_runs: list, ours: dict, work: Path) -> dict:
         variants[name] = entry
     return {
         "benchmark": "train", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": machine_info(), "threads": args.threads, "data": "multi30k en-de, lc.norm.tok",
+        "machine": machine_info(), "threads": args.threads, "omp_wait_policy": args.omp_wait_policy,
+        "data": "multi30k en-de, lc.norm.tok",
         "reference_model": REFERENCE_HYPERPARAMETERS,
         "sockeye_command": sockeye_peer.REFERENCE_MODEL_ARGS,
         "max_updates": args.max_updates, "warmup_updates": args.warmup_updates,
@@ -258,6 +262,9 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--skip-sockeye", action="store_true")
     parser.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS for both engines")
+    parser.add_argument("--omp-wait-policy", choices=["PASSIVE", "ACTIVE", "default"], default="PASSIVE",
+                        help="OMP_WAIT_POLICY for both engines (PASSIVE: idle threads sleep; best on a "
+                             "shared machine)")
     parser.add_argument("--work-dir", help="keep logs here (default: a new temp dir)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
     args = parser.parse_args(argv)

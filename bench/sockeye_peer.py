@@ -79,10 +79,24 @@ def ensure_venv(venv: Path = SOCKEYE_VENV, base_python: str = "python3.11") -> P
     return python
 
 
-def sockeye_env(threads: int = 2) -> dict:
-    """Environment for Sockeye subprocesses: ``threads`` OpenMP threads, quiet MXNet."""
+def omp_env(threads: int = 2, wait_policy: str | None = "PASSIVE") -> dict:
+    """OpenMP settings shared by both engines of a benchmark.
+
+    ``PASSIVE`` makes idle OpenMP threads sleep instead of spinning: on a machine shared with other
+    work, spinning threads compete for the cores and slow training several times over.
+    ``None`` leaves the runtime's default (spinning for a while).
+    """
+    env = {"OMP_NUM_THREADS": str(threads)}
+    if wait_policy:
+        env["OMP_WAIT_POLICY"] = wait_policy
+    return env
+
+
+def sockeye_env(threads: int = 2, wait_policy: str | None = "PASSIVE") -> dict:
+    """Environment for Sockeye subprocesses: OpenMP settings of ``omp_env``, quiet MXNet."""
     env = dict(os.environ)
-    env.update(OMP_NUM_THREADS=str(threads), MXNET_SUBGRAPH_VERBOSE="0", PYTHONWARNINGS="ignore")
+    env.pop("OMP_WAIT_POLICY", None)
+    env.update(omp_env(threads, wait_policy), MXNET_SUBGRAPH_VERBOSE="0", PYTHONWARNINGS="ignore")
     env.pop("PYTHONPATH", None)
     return env
 
@@ -205,7 +219,8 @@ def summarise_training_log(log_text: str, mean_target_len: float, warmup_updates
 
 def train_sockeye(data, work_dir, max_updates: int = 300, warmup_updates: int = SPEED_WINDOW_BATCHES,
                   seed: int = 1, threads: int = 2, keep_model: bool = False,
-                  checkpoint_interval: int | None = None) -> SockeyeTrainResult:
+                  checkpoint_interval: int | None = None,
+                  wait_policy: str | None = "PASSIVE") -> SockeyeTrainResult:
     """Train the reference model for ``max_updates`` and measure speed after ``warmup_updates``.
 
     ``data`` has ``train_source``, ``train_target``, ``val_source``, ``val_target`` (tokenised text),
@@ -219,7 +234,7 @@ def train_sockeye(data, work_dir, max_updates: int = 300, warmup_updates: int = 
     cmd = train_command(data.train_source, data.train_target, data.val_source, data.val_target,
                         model_dir, max_updates, seed=seed, checkpoint_interval=checkpoint_interval,
                         python=ensure_venv())
-    run = run_measured(cmd, sockeye_env(threads), work_dir / f"sockeye_train_{seed}.log")
+    run = run_measured(cmd, sockeye_env(threads, wait_policy), work_dir / f"sockeye_train_{seed}.log")
     if not keep_model:
         shutil.rmtree(model_dir, ignore_errors=True)
     if run.returncode != 0:
@@ -230,7 +245,7 @@ def train_sockeye(data, work_dir, max_updates: int = 300, warmup_updates: int = 
 
 
 def sockeye_translate_speed(model_dir, source_file, beam: int = 5, batch_size: int = 1,
-                            threads: int = 2, output_file=None) -> dict:
+                            threads: int = 2, output_file=None, wait_policy: str | None = "PASSIVE") -> dict:
     """Translate ``source_file`` (tokenised, one sentence a line) with a trained Sockeye model.
 
     Returns ``sentences_per_s`` as Sockeye measures it (translation time only, model loading
@@ -244,7 +259,7 @@ def sockeye_translate_speed(model_dir, source_file, beam: int = 5, batch_size: i
         cmd = [str(ensure_venv()), "-m", "sockeye.translate", "--models", str(model_dir),
                "--input", str(source_file), "--output", str(out), "--use-cpu",
                "--beam-size", str(beam), "--batch-size", str(batch_size)]
-        run = run_measured(cmd, sockeye_env(threads), Path(tmp) / "translate.log")
+        run = run_measured(cmd, sockeye_env(threads, wait_policy), Path(tmp) / "translate.log")
         text = run.log_text()
     if run.returncode != 0:
         raise RuntimeError(f"sockeye.translate failed (exit {run.returncode}):\n{text[-3000:]}")
@@ -254,7 +269,7 @@ def sockeye_translate_speed(model_dir, source_file, beam: int = 5, batch_size: i
     return {"sentences": int(match.group(1)), "translate_s": float(match.group(2)),
             "sentences_per_s": float(match.group(4)), "wall_s": run.wall_s,
             "peak_rss_mib": run.peak_rss_mib, "beam_size": beam, "batch_size": batch_size,
-            "threads": threads}
+            "threads": threads, "omp_wait_policy": wait_policy or "default"}
 
 
 def _main_train(args) -> None:
