@@ -179,3 +179,23 @@ def test_read_parallel_data_names_file_record_and_side_of_a_bad_id(side, pair):
         read_parallel_data([("channel 'train' /data/train.rec", iter(pairs))], 12, 10, 50, 50)
     message = str(error.value)
     assert "/data/train.rec" in message and "record 1" in message and f"{side} token id" in message
+
+
+@pytest.mark.parametrize("input_feeding", [False, True])
+def test_loaded_batch_gathers_the_logits_of_non_padding_positions(input_feeding):
+    from seq2seq.model.config import ModelConfig
+    from seq2seq.model.seq2seq_model import Seq2SeqModel
+    data = numbered_data(6)
+    data = ParallelData([np.minimum(s, 11) for s in data.sources], [np.minimum(t, 11) for t in data.targets])
+    batch = make_batch(data.sources, data.targets, (15, 16))
+    config = ModelConfig(source_vocab_size=12, target_vocab_size=12, num_embed_source=6, num_embed_target=6,
+                         rnn_num_hidden=8, rnn_attention_num_hidden=4, input_feeding=input_feeding)
+    model = Seq2SeqModel(config)
+    model.initialize_parameters(mx.init.Xavier(), mx.cpu())
+    model.hybridize()
+    loaded = batch.load(mx.cpu())
+    mask = batch.labels != PAD_ID
+    np.testing.assert_array_equal(loaded.valid_labels.asnumpy(), batch.labels[mask])
+    assert loaded.valid_positions.shape == (batch.num_target_tokens,)
+    full = model(loaded.source, loaded.source_length, loaded.target_input).asnumpy()
+    np.testing.assert_allclose(loaded.valid_logits(model).asnumpy(), full[mask], rtol=1e-5, atol=1e-5)

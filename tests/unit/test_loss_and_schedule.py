@@ -253,3 +253,31 @@ def test_global_norm_clipping_is_the_same_on_two_contexts(tmp_path):
     assert step_norm == pytest.approx(0.5 * 0.01, rel=1e-3)   # lr × the clipping norm
     for name in before:
         np.testing.assert_allclose(after_two[name], after_one[name], rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_validation_perplexity_and_accuracy_match_a_direct_computation():
+    from seq2seq.training.evaluation import perplexity_and_accuracy
+    data = tiny_pairs(seed=4, count=30)
+    iterator = BucketBatchIterator(data, [(3, 4), (6, 7)], 8, 0, shuffle=False)
+    config = ModelConfig(source_vocab_size=12, target_vocab_size=12, num_embed_source=8, num_embed_target=8,
+                         rnn_num_hidden=10, rnn_attention_num_hidden=6, embed_dropout_source=0.5,
+                         rnn_decoder_hidden_dropout=0.5)
+    model = Seq2SeqModel(config)
+    model.initialize_parameters(mx.init.Xavier(), mx.cpu())
+    model.hybridize()
+    nll, correct, tokens = 0.0, 0, 0
+    for batch in iterator.epoch(IteratorPosition()):
+        loaded = batch.load(mx.cpu())
+        log_probs = log_softmax(model(loaded.source, loaded.source_length, loaded.target_input).asnumpy()
+                                .astype(np.float64))
+        mask = batch.labels != PAD_ID
+        labels = batch.labels.astype(int)
+        nll -= np.take_along_axis(log_probs, labels[..., None], axis=-1)[..., 0][mask].sum()
+        correct += int(((log_probs.argmax(-1) == labels) & mask).sum())
+        tokens += int(mask.sum())
+    assert tokens == sum(len(t) + 1 for t in data.targets)
+    metrics = perplexity_and_accuracy(model, iterator, mx.cpu())
+    # Dropout is off outside training: the metrics are deterministic and equal the direct computation.
+    assert metrics == perplexity_and_accuracy(model, iterator, mx.cpu())
+    assert metrics["perplexity"] == pytest.approx(math.exp(nll / tokens), rel=1e-5)
+    assert metrics["accuracy"] == pytest.approx(correct / tokens)
