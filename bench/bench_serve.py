@@ -16,7 +16,7 @@
 A random model rarely emits </s>, so it decodes to its length limit: mean output lengths are
 reported next to every decoding speed, and tokens/s alongside sentences/s.
 
-Usage: python -m bench.bench_serve [--model DIR] [--duration-s 15] [--repeats 3] [--skip-sockeye]
+Usage: python -m bench.bench_serve [--model DIR] [--duration-s 20] [--repeats 3] [--skip-sockeye]
 Writes bench/results/serve.json and prints a table.
 """
 import argparse
@@ -43,18 +43,22 @@ REFERENCE_SIZE = dict(num_embed_source=256, num_embed_target=256, rnn_num_hidden
                       max_seq_len_source=100, max_seq_len_target=100)
 BEAM_SIZE = 5
 DECODE_BATCH_SENTENCES = 32  # the Translator's internal batch; Sockeye decodes with the same batch size
-SOCKEYE_UPDATES = 20
+SOCKEYE_UPDATES = 1  # a near-random Sockeye model, like our random one: both decode to their length caps
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, help="trained model directory (default: random reference model)")
     parser.add_argument("--clients", default="1,8,32", help="comma-separated concurrency levels")
-    parser.add_argument("--duration-s", type=float, default=15.0, help="measured seconds per level and repeat")
+    parser.add_argument("--duration-s", type=float, default=20.0, help="measured seconds per level and repeat")
     parser.add_argument("--warmup-s", type=float, default=5.0, help="unmeasured seconds before each level")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-requests", type=int, default=5000, help="bound on requests per measurement")
     parser.add_argument("--val-sentences", type=int, help="decode only the first N validation sentences (smoke runs)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="OpenMP threads of the server, the translate CLI and Sockeye alike (default 1: on a "
+                             "shared 2-core host 2 threads spin against each other and decode several times slower)")
+    parser.add_argument("--workers", type=int, help="SAGEMAKER_MODEL_SERVER_WORKERS (default: the server's own)")
     parser.add_argument("--skip-sockeye", action="store_true")
     parser.add_argument("--sockeye-model", type=Path, help="existing Sockeye model directory (params.best)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
@@ -108,7 +112,10 @@ def measure_endpoint(model_dir: Path, sentences: list, args, work_dir: Path) -> 
         link.unlink()
     link.symlink_to(model_dir.resolve())
     levels = {}
-    with ServeProcess(base_dir, work_dir / "serve.log") as server:
+    env = {"OMP_NUM_THREADS": str(args.threads)}
+    if args.workers:
+        env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(args.workers)
+    with ServeProcess(base_dir, work_dir / "serve.log", **env) as server:
         for clients in [int(c) for c in args.clients.split(",")]:
             run_load(server.url, sentences, clients, args.warmup_s, BEAM_SIZE, args.max_requests)
             runs = [run_load(server.url, sentences, clients, args.duration_s, BEAM_SIZE, args.max_requests)
@@ -131,14 +138,14 @@ def _median_of_runs(runs: list) -> dict:
     return summary
 
 
-def measure_batch_decoding(model_dir: Path, source: Path, work_dir: Path) -> dict:
+def measure_batch_decoding(model_dir: Path, source: Path, threads: int, work_dir: Path) -> dict:
     """`python -m seq2seq.translate` over `source` with beam 5; its own timing excludes model loading."""
     stats_path = work_dir / "translate_stats.json"
     output = work_dir / "translate_output.txt"
     command = [sys.executable, "-m", "seq2seq.translate", "--model", str(model_dir), "--input", str(source),
                "--output", str(output), "--beam-size", str(BEAM_SIZE), "--stats-json", str(stats_path)]
     start = time.monotonic()
-    subprocess.run(command, cwd=REPO_ROOT, check=True, env=_env())
+    subprocess.run(command, cwd=REPO_ROOT, check=True, env=_env(threads))
     stats = json.loads(stats_path.read_text())
     stats["wall_s"] = round(time.monotonic() - start, 2)
     stats["mean_output_tokens"] = round(stats["output_tokens"] / max(1, stats["sentences"]), 2)
@@ -158,7 +165,8 @@ def measure_sockeye(data, source: Path, args, work_dir: Path) -> dict:
         model_dir = args.sockeye_model or _sockeye_reference_model(sockeye_peer, data, work_dir)
         output = work_dir / "sockeye_output.txt"
         result = sockeye_peer.sockeye_translate_speed(model_dir, source, beam=BEAM_SIZE,
-                                                      batch_size=DECODE_BATCH_SENTENCES, output_file=output)
+                                                      batch_size=DECODE_BATCH_SENTENCES, threads=args.threads,
+                                                      output_file=output)
     except Exception as error:  # reported as a gap in the results, not hidden
         return {"gap": f"{type(error).__name__}: {str(error)[-800:]}"}
     tokens = sum(len(line.split()) for line in output.read_text(encoding="utf-8").splitlines())
@@ -176,15 +184,15 @@ def _sockeye_reference_model(sockeye_peer, data, work_dir: Path) -> Path:
     command = sockeye_peer.train_command(data.train_source, data.train_target, data.val_source, data.val_target,
                                          model_dir, SOCKEYE_UPDATES, seed=1, checkpoint_interval=SOCKEYE_UPDATES,
                                          python=sockeye_peer.ensure_venv())
-    run = sockeye_peer.run_measured(command, sockeye_peer.sockeye_env(), work_dir / "sockeye_train.log")
+    run = sockeye_peer.run_measured(command, sockeye_peer.sockeye_env(2), work_dir / "sockeye_train.log")
     if run.returncode != 0 or not (model_dir / "params.best").exists():
         raise RuntimeError(f"sockeye.train exited {run.returncode}; log {run.log_path}: {run.log_text()[-600:]}")
     return model_dir
 
 
-def _env() -> dict:
+def _env(threads: int) -> dict:
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", "2")
+    env["OMP_NUM_THREADS"] = str(threads)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     return env
 
@@ -220,7 +228,7 @@ def print_table(results: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
     from bench.prepare_multi30k import prepare
 
     data = prepare(recordio=False)
@@ -241,7 +249,7 @@ def main(argv=None) -> int:
         "endpoint": measure_endpoint(model_dir, sentences, args, WORK_DIR),
     }
     print("batch decoding with python -m seq2seq.translate ...", flush=True)
-    results["batch_decoding"] = measure_batch_decoding(model_dir, decode_source, WORK_DIR)
+    results["batch_decoding"] = measure_batch_decoding(model_dir, decode_source, args.threads, WORK_DIR)
     results["batch_decoding"]["source"] = str(decode_source)
     print("sockeye.translate ...", flush=True)
     results["sockeye"] = measure_sockeye(data, decode_source, args, WORK_DIR)
