@@ -37,7 +37,9 @@ RUN set -eu; \
     rm -rf /tmp/requirements; \
     find /opt/venv -depth -type d -name __pycache__ -exec rm -rf {} +
 
-# Unprivileged user; group 0 so that directories made group-writable for root also work.
+# SageMaker expects containers to run as root ("users that do not have root-level access can cause
+# permissions issues"), so root stays the default user. Outside SageMaker, run unprivileged with
+# `--user seq2seq` (group 0, so directories made group-writable for root work too).
 RUN useradd --uid 1000 --gid 0 --create-home --home-dir /home/seq2seq --shell /usr/sbin/nologin seq2seq
 
 # Code last, so that code changes rebuild only these layers. /opt/ml stays empty: SageMaker mounts it.
@@ -53,6 +55,5 @@ ENV PATH="/opt/program:/opt/venv/bin:${PATH}" \
 LABEL org.opencontainers.image.title="seq2seq-mxnet" seq2seq.device="${DEVICE}"
 
 WORKDIR /opt/program
-USER seq2seq
 EXPOSE 8080
 ENTRYPOINT ["/opt/program/entrypoint"]

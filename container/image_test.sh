@@ -3,8 +3,8 @@
 #
 #   1. build (container/build_image.sh cpu)
 #   2. generate a small synthetic data set, `recordio_tools prepare` it into a local /opt/ml tree
-#   3. IMAGE train   with that tree mounted at /opt/ml          -> model/, output/success
-#   4. IMAGE serve   with model/ mounted read-only, on a loopback port
+#   3. IMAGE train   with that tree mounted at /opt/ml (as root, like SageMaker) -> model/, output/success
+#   4. IMAGE serve   as the unprivileged user seq2seq, model/ mounted read-only, on a loopback port
 #   5. /ping, JSON, RecordIO-protobuf and JSON lines /invocations (demo/endpoint_check.py)
 #   6. SIGTERM -> clean exit 0
 # Prints the duration of each step and the image size; any failure stops it with a message and the
@@ -51,7 +51,7 @@ prepare_tree() {
             --train-source "$WORK/corpus/train.src" --train-target "$WORK/corpus/train.trg" \
             --val-source "$WORK/corpus/val.src" --val-target "$WORK/corpus/val.trg" \
         && "$PY" -m demo.sagemaker_tree --prepared "$WORK/prepared" --base "$WORK/opt_ml" \
-            --hyperparameters "$HYPERPARAMETERS" --writable-by-all)
+            --hyperparameters "$HYPERPARAMETERS")
 }
 
 run_train() {
@@ -81,7 +81,7 @@ start_serve() {
     else
         publish=(-p "127.0.0.1:$PORT:8080")
     fi
-    "$ENGINE" run -d --name "$SERVE_NAME" "${ENGINE_FLAGS[@]}" "${publish[@]}" \
+    "$ENGINE" run -d --name "$SERVE_NAME" --user seq2seq "${ENGINE_FLAGS[@]}" "${publish[@]}" \
         -v "$WORK/opt_ml/model:/opt/ml/model:ro" "$IMAGE" serve >/dev/null || die "could not start IMAGE serve"
     local deadline=$((SECONDS + 180))
     until curl_ping "http://127.0.0.1:$PORT/ping"; do
