@@ -55,9 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-requests", type=int, default=5000, help="bound on requests per measurement")
     parser.add_argument("--val-sentences", type=int, help="decode only the first N validation sentences (smoke runs)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="OpenMP threads of the server, the translate CLI and Sockeye alike (default 1: on a "
-                             "shared 2-core host 2 threads spin against each other and decode several times slower)")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="OMP_NUM_THREADS of the server, the translate CLI and Sockeye alike")
+    parser.add_argument("--omp-wait-policy", default="PASSIVE",
+                        help="OMP_WAIT_POLICY for all three (PASSIVE: idle threads sleep instead of spinning, which "
+                             "on a shared host otherwise slows decoding several times); 'default' leaves it unset")
     parser.add_argument("--workers", type=int, help="SAGEMAKER_MODEL_SERVER_WORKERS (default: the server's own)")
     parser.add_argument("--skip-sockeye", action="store_true")
     parser.add_argument("--sockeye-model", type=Path, help="existing Sockeye model directory (params.best)")
@@ -112,7 +114,7 @@ def measure_endpoint(model_dir: Path, sentences: list, args, work_dir: Path) -> 
         link.unlink()
     link.symlink_to(model_dir.resolve())
     levels = {}
-    env = {"OMP_NUM_THREADS": str(args.threads)}
+    env = omp_settings(args)
     if args.workers:
         env["SAGEMAKER_MODEL_SERVER_WORKERS"] = str(args.workers)
     with ServeProcess(base_dir, work_dir / "serve.log", **env) as server:
@@ -138,14 +140,14 @@ def _median_of_runs(runs: list) -> dict:
     return summary
 
 
-def measure_batch_decoding(model_dir: Path, source: Path, threads: int, work_dir: Path) -> dict:
+def measure_batch_decoding(model_dir: Path, source: Path, args, work_dir: Path) -> dict:
     """`python -m seq2seq.translate` over `source` with beam 5; its own timing excludes model loading."""
     stats_path = work_dir / "translate_stats.json"
     output = work_dir / "translate_output.txt"
     command = [sys.executable, "-m", "seq2seq.translate", "--model", str(model_dir), "--input", str(source),
                "--output", str(output), "--beam-size", str(BEAM_SIZE), "--stats-json", str(stats_path)]
     start = time.monotonic()
-    subprocess.run(command, cwd=REPO_ROOT, check=True, env=_env(threads))
+    subprocess.run(command, cwd=REPO_ROOT, check=True, env=_env(args))
     stats = json.loads(stats_path.read_text())
     stats["wall_s"] = round(time.monotonic() - start, 2)
     stats["mean_output_tokens"] = round(stats["output_tokens"] / max(1, stats["sentences"]), 2)
@@ -166,7 +168,7 @@ def measure_sockeye(data, source: Path, args, work_dir: Path) -> dict:
         output = work_dir / "sockeye_output.txt"
         result = sockeye_peer.sockeye_translate_speed(model_dir, source, beam=BEAM_SIZE,
                                                       batch_size=DECODE_BATCH_SENTENCES, threads=args.threads,
-                                                      output_file=output)
+                                                      output_file=output, wait_policy=_wait_policy(args))
     except Exception as error:  # reported as a gap in the results, not hidden
         return {"gap": f"{type(error).__name__}: {str(error)[-800:]}"}
     tokens = sum(len(line.split()) for line in output.read_text(encoding="utf-8").splitlines())
@@ -174,6 +176,10 @@ def measure_sockeye(data, source: Path, args, work_dir: Path) -> dict:
     result["mean_output_tokens"] = round(tokens / max(1, result["sentences"]), 2)
     result["output_tokens_per_second"] = round(result["sentences_per_s"] * tokens / max(1, result["sentences"]), 1)
     return result
+
+
+def _wait_policy(args):
+    return None if args.omp_wait_policy == "default" else args.omp_wait_policy
 
 
 def _sockeye_reference_model(sockeye_peer, data, work_dir: Path) -> Path:
@@ -184,15 +190,24 @@ def _sockeye_reference_model(sockeye_peer, data, work_dir: Path) -> Path:
     command = sockeye_peer.train_command(data.train_source, data.train_target, data.val_source, data.val_target,
                                          model_dir, SOCKEYE_UPDATES, seed=1, checkpoint_interval=SOCKEYE_UPDATES,
                                          python=sockeye_peer.ensure_venv())
-    run = sockeye_peer.run_measured(command, sockeye_peer.sockeye_env(2), work_dir / "sockeye_train.log")
+    run = sockeye_peer.run_measured(command, sockeye_peer.sockeye_env(2, "PASSIVE"), work_dir / "sockeye_train.log")
     if run.returncode != 0 or not (model_dir / "params.best").exists():
         raise RuntimeError(f"sockeye.train exited {run.returncode}; log {run.log_path}: {run.log_text()[-600:]}")
     return model_dir
 
 
-def _env(threads: int) -> dict:
+def omp_settings(args) -> dict:
+    """The OpenMP variables every measured process gets (the same for both engines)."""
+    settings = {"OMP_NUM_THREADS": str(args.threads)}
+    if args.omp_wait_policy != "default":
+        settings["OMP_WAIT_POLICY"] = args.omp_wait_policy
+    return settings
+
+
+def _env(args) -> dict:
     env = dict(os.environ)
-    env["OMP_NUM_THREADS"] = str(threads)
+    env.pop("OMP_WAIT_POLICY", None)
+    env.update(omp_settings(args))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     return env
 
@@ -228,7 +243,8 @@ def print_table(results: dict) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    os.environ.pop("OMP_WAIT_POLICY", None)
+    os.environ.update(omp_settings(args))
     from bench.prepare_multi30k import prepare
 
     data = prepare(recordio=False)
@@ -243,13 +259,13 @@ def main(argv=None) -> int:
     print(f"model: {model_dir}; endpoint load ({args.clients} clients, {args.duration_s:g} s x {args.repeats})")
     results = {
         "benchmark": "serve",
-        "host": {"cpus": os.cpu_count(), "platform": platform.platform(), "omp_num_threads": os.environ["OMP_NUM_THREADS"],
+        "host": {"cpus": os.cpu_count(), "platform": platform.platform(), **omp_settings(args),
                  "load_average_at_start": os.getloadavg()},
         "model": {"path": str(model_dir), "trained": bool(args.model), **model_summary(model_dir)},
         "endpoint": measure_endpoint(model_dir, sentences, args, WORK_DIR),
     }
     print("batch decoding with python -m seq2seq.translate ...", flush=True)
-    results["batch_decoding"] = measure_batch_decoding(model_dir, decode_source, args.threads, WORK_DIR)
+    results["batch_decoding"] = measure_batch_decoding(model_dir, decode_source, args, WORK_DIR)
     results["batch_decoding"]["source"] = str(decode_source)
     print("sockeye.translate ...", flush=True)
     results["sockeye"] = measure_sockeye(data, decode_source, args, WORK_DIR)
