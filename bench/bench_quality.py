@@ -30,7 +30,7 @@ from pathlib import Path
 
 from bench.bench_train import REFERENCE_HYPERPARAMETERS, machine_info, make_job_tree, write_json_atomically
 from bench.prepare_multi30k import TARGET_LANG, prepare
-from bench.sockeye_peer import omp_env
+from bench.sockeye_peer import exit_on_sigterm, omp_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "quality.json"
@@ -72,6 +72,16 @@ def prepare_tree(base: Path, rec_dir: Path, hyperparameters: dict, fresh: bool) 
     return base
 
 
+def stop_job(proc: subprocess.Popen) -> None:
+    """SIGTERM the training job (it saves its state and exports the best model), SIGKILL if it hangs."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run_training(base: Path, log_path: Path, max_minutes: float | None, threads: int = 2) -> dict:
     """Run the training job to its own end, or SIGTERM it after ``max_minutes``; log appended."""
     env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), MXNET_SUBGRAPH_VERBOSE="0",
@@ -81,18 +91,16 @@ def run_training(base: Path, log_path: Path, max_minutes: float | None, threads:
         log.write(f"\n=== training started {datetime.datetime.now().isoformat(timespec='seconds')} ===\n")
         log.flush()
         proc = subprocess.Popen([sys.executable, "-m", "seq2seq.train_job"], env=env, cwd=REPO_ROOT,
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             proc.wait(timeout=max_minutes * 60 if max_minutes else None)
         except subprocess.TimeoutExpired:
             capped = True
             print(f"  --max-minutes {max_minutes} reached: asking the job to save and stop", flush=True)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_job(proc)
+        except BaseException:  # interrupted ourselves: the job saves its state, a rerun resumes
+            stop_job(proc)
+            raise
     failure = base / "output" / "failure"
     return {"returncode": proc.returncode, "capped": capped, "wall_s": round(time.monotonic() - start, 1),
             "failure": failure.read_text()[:1000] if failure.exists() else None}
@@ -185,6 +193,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
     args = parser.parse_args(argv)
+    exit_on_sigterm()
     args.work_dir = args.work_dir.resolve()
     hyperparameters = dict(QUALITY_HYPERPARAMETERS, **parse_overrides(args.hp))
     data = prepare()

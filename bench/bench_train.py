@@ -270,6 +270,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.warmup_updates % sockeye_peer.SPEED_WINDOW_BATCHES or args.max_updates <= args.warmup_updates:
         parser.error("--warmup-updates must be a multiple of 50 and below --max-updates")
+    sockeye_peer.exit_on_sigterm()
     result = run_benchmark(args)
     write_json_atomically(args.output, result)
     print_table(result)

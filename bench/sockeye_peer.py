@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -165,6 +166,27 @@ class MeasuredRun:
         return Path(self.log_path).read_text(encoding="utf-8", errors="replace")
 
 
+def stop_process_group(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM the process group of ``proc``, then SIGKILL it after ``grace_s`` seconds."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so that ``run_measured`` cleans up its process group."""
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def run_measured(cmd, env, log_path, cwd=None, timeout=None) -> MeasuredRun:
     """Run ``cmd`` under ``/usr/bin/time -v``; stdout+stderr go to ``log_path``.
 
@@ -176,8 +198,14 @@ def run_measured(cmd, env, log_path, cwd=None, timeout=None) -> MeasuredRun:
     timer = ["/usr/bin/time", "-v", "-o", str(rusage_path)] if Path("/usr/bin/time").exists() else []
     start = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.run(timer + [str(c) for c in cmd], env=env, cwd=cwd, stdout=log,
-                              stderr=subprocess.STDOUT, timeout=timeout)
+        # Own process group: if the benchmark is interrupted, the whole measured tree goes with it.
+        proc = subprocess.Popen(timer + [str(c) for c in cmd], env=env, cwd=cwd, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout)
+        except BaseException:
+            stop_process_group(proc)
+            raise
     wall = time.monotonic() - start
     peak = None
     if rusage_path.exists():
@@ -299,6 +327,7 @@ def main(argv=None) -> int:
     translate.add_argument("--beam", type=int, default=5)
     translate.add_argument("--batch-size", type=int, default=1)
     args = parser.parse_args(argv)
+    exit_on_sigterm()
     if args.command == "install":
         print(ensure_venv())
     elif args.command == "train":
