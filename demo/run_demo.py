@@ -163,9 +163,13 @@ def main(argv=None) -> int:
     os.makedirs(work_dir)
     base_dir = os.path.join(work_dir, "opt_ml")
     hyperparameters = dict(DEMO_HYPERPARAMETERS, max_num_batches=args.max_num_batches)
-    paths = prepare_data(work_dir, args.train_pairs)
-    train_seconds = train(base_dir, work_dir, hyperparameters)
-    result = serve_and_evaluate(base_dir, work_dir, paths)
+    try:
+        paths = prepare_data(work_dir, args.train_pairs)
+        train_seconds = train(base_dir, work_dir, hyperparameters)
+        result = serve_and_evaluate(base_dir, work_dir, paths)
+    except (RuntimeError, OSError, subprocess.CalledProcessError, client.ServerError) as error:
+        print(f"\ndemo failed: {error}", file=sys.stderr)
+        return 1
     print(f"\nBLEU {result['bleu']:.1f} on {result['total']} unseen test sentences "
           f"({result['exact']} translated exactly); training {train_seconds:.0f} s, "
           f"translation {result['seconds']:.1f} s, whole demo {time.monotonic() - started:.0f} s")
