@@ -1,0 +1,1 @@
+"""The demo (`make demo`), its synthetic task, and helpers the image test and README share."""

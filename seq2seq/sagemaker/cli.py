@@ -9,7 +9,6 @@
 AWS credentials and region come from the usual places (environment, ~/.aws, --profile, --region).
 """
 
-import argparse
 import json
 import sys
 import time
