@@ -31,7 +31,7 @@ from .sagemaker_env import (SageMakerPaths, channel_record_sources, read_input_d
 from .training import training_state as ts
 from .training.devices import contexts_for, local_kvstore_type
 from .training.precision import enable_mixed_precision
-from .training.trainer import Seq2SeqTrainer, TrainingSetup, copy_best_parameters
+from .training.trainer import Seq2SeqTrainer, TrainingSetup
 
 logger = logging.getLogger("seq2seq.train")
 

@@ -3,11 +3,9 @@
 import math
 from typing import List
 
-import mxnet as mx
 import sacrebleu
 
 from ..data.batch_iterator import BucketBatchIterator, IteratorPosition
-from ..inference.translator import DecodeOptions, Translator
 from .loss import MaskedCrossEntropy
 
 
@@ -28,15 +26,6 @@ def perplexity_and_accuracy(model, iterator: BucketBatchIterator, ctx) -> dict:
 def corpus_bleu(hypotheses: List[str], references: List[str]) -> float:
     """sacreBLEU on already tokenized text (tokenize='none')."""
     return sacrebleu.corpus_bleu(hypotheses, [references], tokenize="none").score
-
-
-def sample_bleu(translator: Translator, sources: List[List[int]], references: List[List[int]],
-                options: DecodeOptions) -> float:
-    """BLEU of the beam-search translations of `sources` against the reference id sequences."""
-    translations = translator.translate_ids(sources, options)
-    hypotheses = [" ".join(t.target_tokens) for t in translations]
-    reference_text = [" ".join(translator.target_vocab.decode(list(r))) for r in references]
-    return corpus_bleu(hypotheses, reference_text)
 
 
 def bleu_sample(num_sentences: int, total: int) -> range:

@@ -19,7 +19,6 @@ Messages are JSON objects, one per line (UTF-8): `hello`, `hb`, `done`, `fail`, 
 worker; `hb`, `abort`, `finished`, `release`, `gathered` from the hub.
 """
 
-import json
 import logging
 import os
 import socket

@@ -3,7 +3,6 @@
 import logging
 import math
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -21,7 +20,7 @@ from ..inference.translator import DecodeOptions, Translator
 from ..model.seq2seq_model import Seq2SeqModel
 from . import precision
 from . import training_state as ts
-from .evaluation import bleu_sample, perplexity_and_accuracy, sample_bleu
+from .evaluation import bleu_sample, corpus_bleu, perplexity_and_accuracy
 from .loss import MaskedCrossEntropy, fused_softmax_loss
 from .lr_schedule import LearningRateSchedule, schedule_from_hyperparameters
 from .metrics_log import metric_lines, write_metric_files
@@ -29,6 +28,7 @@ from .metrics_log import metric_lines, write_metric_files
 logger = logging.getLogger(__name__)
 
 LOWER_IS_BETTER = {"perplexity": True, "accuracy": False, "bleu": False}
+BLEU_CHUNK_SENTENCES = 128
 
 
 @dataclass
@@ -130,6 +130,8 @@ class Seq2SeqTrainer:
                     return self._stop_now(state)
                 if state.num_updates % self.hp.checkpoint_frequency_num_batches == 0:
                     self._checkpoint(state)
+                    if self.stop_requested:  # arrived during the evaluation: the restart redoes the checkpoint
+                        return self._stop_now(state)
                 if self._finished(state):
                     break
             else:
@@ -254,7 +256,10 @@ class Seq2SeqTrainer:
         record["validation_perplexity"] = metrics["perplexity"]
         record["validation_accuracy"] = metrics["accuracy"]
         if self.hp.bleu_sample_size != 0:
-            record["validation_bleu"] = self._bleu()
+            bleu = self._bleu()
+            if bleu is None:
+                return  # stop requested while decoding: nothing recorded, the restart evaluates again
+            record["validation_bleu"] = bleu
         record["evaluation_seconds"] = round(time.time() - evaluation_start, 3)
         state.num_checkpoints += 1
         state.train_loss_sum, state.train_tokens = 0.0, 0
@@ -292,15 +297,24 @@ class Seq2SeqTrainer:
             return True
         return value < state.best_metric if LOWER_IS_BETTER[self.hp.optimized_metric] else value > state.best_metric
 
-    def _bleu(self) -> float:
+    def _bleu(self) -> Optional[float]:
+        """Beam-search BLEU on the validation sample, decoded in chunks; None if a stop is requested meanwhile
+        (a full-set beam search on CPU can take longer than SageMaker's 120 s between SIGTERM and SIGKILL)."""
         data = self.setup.validation_data
-        indices = bleu_sample(self.hp.bleu_sample_size, len(data))
+        indices = list(bleu_sample(self.hp.bleu_sample_size, len(data)))
         translator = Translator(self.model, self.setup.source_vocab, self.setup.target_vocab,
                                 context=self.setup.contexts[0])
         options = DecodeOptions(beam_size=self.hp.beam_size, length_penalty_alpha=self.hp.length_penalty_alpha,
                                 length_penalty_beta=self.hp.length_penalty_beta)
-        return sample_bleu(translator, [list(data.sources[i]) for i in indices],
-                           [list(data.targets[i]) for i in indices], options)
+        hypotheses, references = [], []
+        for start in range(0, len(indices), BLEU_CHUNK_SENTENCES):
+            if self.stop_requested:
+                return None
+            chunk = indices[start:start + BLEU_CHUNK_SENTENCES]
+            translations = translator.translate_ids([list(data.sources[i]) for i in chunk], options)
+            hypotheses += [" ".join(t.target_tokens) for t in translations]
+            references += [" ".join(self.setup.target_vocab.decode(list(data.targets[i]))) for i in chunk]
+        return corpus_bleu(hypotheses, references)
 
     def _save_best(self) -> None:
         path = ts.best_params_path(self.setup.checkpoint_dir)
@@ -337,10 +351,3 @@ class Seq2SeqTrainer:
     def _finish_distributed(self) -> None:
         if self.setup.distributed is not None:
             self.setup.distributed.finish()
-
-
-def copy_best_parameters(checkpoint_dir: str, destination: str) -> None:
-    """Copy the best parameters out of the checkpoint directory atomically."""
-    temp = destination + ".tmp"
-    shutil.copyfile(ts.best_params_path(checkpoint_dir), temp)
-    os.replace(temp, destination)
