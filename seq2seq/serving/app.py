@@ -26,6 +26,9 @@ from seq2seq.serving.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
 TRUNCATED_HEADER = "X-Seq2Seq-Truncated-Instances"
+# SageMaker's InvokeEndpoint passes only this response header on to the caller (as CustomAttributes).
+CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
+CUSTOM_ATTRIBUTES_MAX_CHARS = 1024
 READ_CHUNK_BYTES = 1 << 16
 
 
@@ -79,9 +82,20 @@ def _invoke(provider, settings: ServingSettings) -> Response:
     response = Response(payload, status=200, mimetype=response_type)
     truncated = [str(index) for index, translation in enumerate(translations) if translation.source_truncated]
     if truncated:
-        response.headers[TRUNCATED_HEADER] = ",".join(truncated)
+        _report_truncation(response, truncated)
         logger.info("truncated %d of %d sources to the model's max_seq_len_source", len(truncated), len(instances))
     return response
+
+
+def _report_truncation(response: Response, truncated: List[str]) -> None:
+    """Name the truncated instances (0-based) in our header and in SageMaker's custom attributes, which
+    are limited to 1024 characters (the count alone when the list does not fit)."""
+    listed = ",".join(truncated)
+    response.headers[TRUNCATED_HEADER] = listed
+    attribute = f"seq2seq-truncated-instances={listed}"
+    if len(attribute) > CUSTOM_ATTRIBUTES_MAX_CHARS:
+        attribute = f"seq2seq-truncated-count={len(truncated)}"
+    response.headers[CUSTOM_ATTRIBUTES_HEADER] = attribute
 
 
 def _read_body(settings: ServingSettings) -> bytes:

@@ -118,7 +118,7 @@ def _dump_json(obj) -> bytes:
 
 def _decode_utf8(body: bytes) -> str:
     try:
-        return body.decode("utf-8")
+        return body.decode("utf-8-sig")  # a leading byte-order mark is dropped
     except UnicodeDecodeError as error:
         raise bad_request(f"request body is not valid UTF-8 at byte offset {error.start}") from None
 

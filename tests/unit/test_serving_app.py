@@ -8,7 +8,7 @@ import pytest
 
 from seq2seq.data import recordio_codec
 from seq2seq.errors import UserError
-from seq2seq.serving.app import TRUNCATED_HEADER, create_app
+from seq2seq.serving.app import CUSTOM_ATTRIBUTES_HEADER, TRUNCATED_HEADER, create_app
 from seq2seq.serving.batching import BatchingProvider
 from seq2seq.serving.providers import DirectProvider
 from seq2seq.serving.settings import ServingSettings
@@ -156,7 +156,21 @@ def test_long_source_is_truncated_and_reported_in_a_header(client):
     response = post(client, {"instances": [{"data": "a"}, {"data": long}, {"data": "dog"}, {"data": long}]})
     assert response.status_code == 200
     assert response.headers[TRUNCATED_HEADER] == "1,3"
+    assert response.headers[CUSTOM_ATTRIBUTES_HEADER] == "seq2seq-truncated-instances=1,3"
     assert response.get_json()["predictions"][1]["target"] == "hund ein hund ein hund ein"
+
+
+def test_many_truncations_fit_sagemakers_custom_attributes_limit(translator):
+    client = create_app(DirectProvider(translator), ServingSettings()).test_client()
+    long = " ".join(["ein"] * 8)
+    response = post(client, {"instances": [{"data": long}] * 400})
+    assert response.headers[TRUNCATED_HEADER] == ",".join(str(i) for i in range(400))
+    assert response.headers[CUSTOM_ATTRIBUTES_HEADER] == "seq2seq-truncated-count=400"
+
+
+def test_utf8_byte_order_mark_is_accepted(client):
+    response = post(client, "\ufeff".encode() + b'{"instances": [{"data": "a dog"}]}')
+    assert response.get_json() == {"predictions": [{"target": "dog a"}]}
 
 
 def test_unknown_tokens_become_unk(client):
