@@ -8,6 +8,7 @@ from mxnet.gluon import HybridBlock, nn
 from .attention import Attention, KeyProjection
 from .config import ModelConfig
 from .rnn_layers import fused_rnn_layer
+from .rnn_step import FusedLayerStep
 
 
 class Decoder(HybridBlock):
@@ -28,6 +29,9 @@ class Decoder(HybridBlock):
                 for i in range(config.num_layers_decoder):
                     self.layers.add(fused_rnn_layer(config.rnn_cell_type, hidden, self._layer_input_size(i),
                                                     f"l{i}_"))
+            # Step-by-step views on the same parameters (kept out of the child registry: no duplicates).
+            self.__dict__["_layer_steps"] = [FusedLayerStep(layer, config.rnn_cell_type, hidden)
+                                             for layer in self.layers]
             self.key_projection = KeyProjection(config.rnn_attention_type, config.rnn_attention_num_hidden, hidden,
                                                 hidden, prefix="att_")
             self.attention = Attention(config.rnn_attention_type, config.rnn_attention_num_hidden, hidden, prefix="att_")
@@ -73,7 +77,7 @@ class Decoder(HybridBlock):
         """encoded `(batch, src_len, hidden)` -> attention keys, computed once per source batch."""
         return self.key_projection(encoded)
 
-    def run(self, F, target_input, states, encoded, keys, source_length):
+    def run(self, F, target_input, states, encoded, keys, source_length, single_step=False):
         """Run `steps` decoder steps with teacher forcing (or one step at inference).
 
         target_input `(batch, steps)` ids; states: list of `(batch, hidden)`; encoded `(batch, src_len, hidden)`.
@@ -81,12 +85,14 @@ class Decoder(HybridBlock):
         With input feeding, `steps` must be 1: the previous attention hidden state is part of the input.
         """
         attention_hidden, weights, new_states = self.run_hidden(F, target_input, states, encoded, keys,
-                                                                source_length)
+                                                                source_length, single_step)
         return self.output_layer(attention_hidden), weights, new_states
 
-    def run_hidden(self, F, target_input, states, encoded, keys, source_length):
+    def run_hidden(self, F, target_input, states, encoded, keys, source_length, single_step=False):
         """Like `run` but stops before the output layer: attention hidden `(batch, steps, hidden)`, weights,
-        new states. Training with input feeding applies the output layer once to all steps."""
+        new states. Training with input feeding applies the output layer once to all steps.
+        `single_step` (steps == 1) runs the RNN layers as plain matrix products (see rnn_step.py)."""
+        layers = self._layer_steps if single_step else list(self.layers)
         config = self._config
         embedded = F.transpose(self.embed_dropout(self.embedding(target_input)), axes=(1, 0, 2))  # (steps, batch, E)
         layer_input = embedded
@@ -95,7 +101,7 @@ class Decoder(HybridBlock):
         per_layer = config.states_per_layer
         new_states, context, weights = [], None, None
         previous_output = None
-        for index, layer in enumerate(self.layers):
+        for index, layer in enumerate(layers):
             layer_states = [F.expand_dims(s, axis=0) for s in states[index * per_layer:(index + 1) * per_layer]]
             output, next_states = layer(layer_input, layer_states)
             new_states.extend(F.squeeze(s, axis=0) for s in next_states)

@@ -16,6 +16,8 @@ from .encoder import Encoder
 
 # Each program uses only part of the shared parameters; Gluon would warn about the rest on every build.
 warnings.filterwarnings("ignore", message=".*is not used by any computation.*")
+# The decoder's step views share its RNN layers' parameters and are deliberately not registered as children.
+warnings.filterwarnings("ignore", message=".*_layer_steps\" is an unregistered container.*")
 
 
 class EncodedSource(NamedTuple):
@@ -139,12 +141,12 @@ class _EncodeProgram(_Program):
 class _StepProgram(_Program):
     def hybrid_forward(self, F, previous_ids, encoded, keys, source_length, *states):
         logits, weights, new_states = self.model.decoder.run(
-            F, F.expand_dims(previous_ids, axis=1), list(states), encoded, keys, source_length)
+            F, F.expand_dims(previous_ids, axis=1), list(states), encoded, keys, source_length, single_step=True)
         return tuple([F.reshape(logits, shape=(0, -1)), F.reshape(weights, shape=(0, -1))] + new_states)
 
 
 class _HiddenStepProgram(_Program):
     def hybrid_forward(self, F, previous_ids, encoded, keys, source_length, *states):
         hidden, _, new_states = self.model.decoder.run_hidden(
-            F, F.expand_dims(previous_ids, axis=1), list(states), encoded, keys, source_length)
+            F, F.expand_dims(previous_ids, axis=1), list(states), encoded, keys, source_length, single_step=True)
         return tuple([F.reshape(hidden, shape=(0, -1))] + new_states)
