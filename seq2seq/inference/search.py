@@ -51,6 +51,8 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
     for step in range(int(max_lengths.max())):
         logits, attention, states = model.decode_step(previous, states, encoded)
         log_probs = mx.nd.log_softmax(logits, axis=-1)
+        for never_emitted in (PAD_ID, BOS_ID):  # an untrained model may favour them; they are no output
+            log_probs[:, never_emitted] = _NEG_INF
         log_probs = _constrain(log_probs, finished, step >= max_lengths - 1, ctx)
         candidates = (scores + log_probs).reshape((batch, -1))
         top_scores, top_index = mx.nd.topk(candidates, axis=1, k=k, ret_typ="both", dtype="int64")
