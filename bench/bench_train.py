@@ -259,7 +259,8 @@ def main(argv=None) -> int:
     parser.add_argument("--max-updates", type=int, default=300, help="updates per run")
     parser.add_argument("--warmup-updates", type=int, default=50, help="updates excluded from speed")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--variants", nargs="*", default=["if-fp32", "noif-fp32"], choices=list(VARIANTS),
+                        help="our configurations (the bf16 ones need precision=bf16 in the job)")
     parser.add_argument("--skip-sockeye", action="store_true")
     parser.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS for both engines")
     parser.add_argument("--omp-wait-policy", choices=["PASSIVE", "ACTIVE", "default"], default="PASSIVE",
