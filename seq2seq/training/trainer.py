@@ -184,6 +184,9 @@ class Seq2SeqTrainer:
             self.trainer.update(workers)
         else:
             self.trainer.step(workers)
+        if self._pending:  # let MXNet's engine run at most one update ahead: bounds memory and SIGTERM latency
+            for previous in self._pending[-1][0]:
+                previous.wait_to_read()
         self._pending.append((nll_sums, batch.num_target_tokens))
         state.num_updates += 1
         state.batch_index += 1
