@@ -24,8 +24,10 @@ import sys
 import tempfile
 import time
 
+from seq2seq.shared_data import shared_data_dir
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MULTI30K = os.environ.get("MULTI30K_DIR", "/work/shared/data/multi30k")
+MULTI30K = os.environ.get("MULTI30K_DIR") or str(shared_data_dir("multi30k"))
 RESULTS = os.path.join(REPO, "bench", "results", "recordio.json")
 
 

@@ -23,8 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from seq2seq.shared_data import shared_data_dir
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = Path("/work/shared/data/multi30k")
+DEFAULT_DATA_DIR = shared_data_dir("multi30k")
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "build" / "multi30k"
 SOURCE_LANG, TARGET_LANG = "en", "de"
 SPLITS = ("train", "val")

@@ -10,7 +10,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "decode", help="turn a .rec file back into text",
         description="Write one line per record: the tokens of its ids separated by spaces "
-                    "(out-of-vocabulary tokens come back as <unk>).")
+                    "(out-of-vocabulary tokens come back as <unk>). When DIR also holds subword models, "
+                    "the pieces are joined back into raw text.")
     parser.add_argument("--input", required=True, metavar="F.rec", help="RecordIO-protobuf file to read")
     parser.add_argument("--vocab", required=True, metavar="DIR", help="directory with vocab.src.json and vocab.trg.json")
     parser.add_argument("--source", required=True, metavar="OUT", help="source text file to write")
@@ -21,12 +22,13 @@ def register(subparsers) -> None:
 
 def run(args) -> None:
     progress = Progress(f"decoding {args.input}", not args.quiet)
-    source_vocab, target_vocab = options.load_vocabularies(args.vocab)
+    source_vocab, target_vocab, subword = options.load_text_setup(args.vocab)
+    source_text, target_text = options.text_decoders(source_vocab, target_vocab, subword)
     count = 0
     with atomic_output(args.source) as source_out, atomic_output(args.target) as target_out:
         for source_ids, target_ids in read_pairs(args.input, require_target=False):
-            source_out.write((" ".join(source_vocab.decode(source_ids)) + "\n").encode("utf-8"))
-            target_out.write((" ".join(target_vocab.decode(target_ids)) + "\n").encode("utf-8"))
+            source_out.write((source_text(source_ids, f"{args.input}, record {count}, source") + "\n").encode("utf-8"))
+            target_out.write((target_text(target_ids, f"{args.input}, record {count}, target") + "\n").encode("utf-8"))
             count += 1
             if count % 4096 == 0:
                 progress.update(0.0, count)

@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         description="Read every record (checking the framing and the protobuf payloads) and print "
                     "the record count, length statistics and the first records.")
     parser.add_argument("input", metavar="F.rec", help="RecordIO-protobuf file to read")
-    parser.add_argument("--vocab", metavar="DIR", help="show the first records as text using DIR's vocabularies")
+    parser.add_argument("--vocab", metavar="DIR", help="show the first records as text using DIR's vocabularies "
+                                                       "(and subword models, if there are any)")
     parser.add_argument("--show", type=int, default=3, metavar="N", help="records to show (default: %(default)s)")
     options.add_quiet(parser)
     parser.set_defaults(run=run)
@@ -28,16 +29,16 @@ def _describe(name: str, lengths: np.ndarray) -> str:
             f"p95 {p95:g}, max {lengths.max()}, empty {np.count_nonzero(lengths == 0)}")
 
 
-def _show(index, source, target, vocabs) -> str:
-    if vocabs is None:
+def _show(index, source, target, decoders, name) -> str:
+    if decoders is None:
         return f"  [{index}] source ids {source.tolist()}\n      target ids {target.tolist()}"
-    return (f"  [{index}] source: {' '.join(vocabs[0].decode(source))}\n"
-            f"      target: {' '.join(vocabs[1].decode(target))}")
+    return (f"  [{index}] source: {decoders[0](source, f'{name}, record {index}, source')}\n"
+            f"      target: {decoders[1](target, f'{name}, record {index}, target')}")
 
 
 def run(args) -> None:
     progress = Progress(f"reading {args.input}", not args.quiet)
-    vocabs = options.load_vocabularies(args.vocab) if args.vocab else None
+    decoders = options.text_decoders(*options.load_text_setup(args.vocab)) if args.vocab else None
     lengths = {"source": [], "target": []}
     unknown = tokens = 0
     shown = []
@@ -47,7 +48,7 @@ def run(args) -> None:
         unknown += int(np.count_nonzero(source == UNK_ID) + np.count_nonzero(target == UNK_ID))
         tokens += len(source) + len(target)
         if index < args.show:
-            shown.append(_show(index, source, target, vocabs))
+            shown.append(_show(index, source, target, decoders, args.input))
         if index % 4096 == 0:
             progress.update(0.0, index)
     count = len(lengths["source"])

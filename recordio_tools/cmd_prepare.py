@@ -3,8 +3,10 @@
 import os
 
 from seq2seq.constants import TRAIN_FILE, VALIDATION_FILE
+from seq2seq.data.subword import SubwordTrainingConfig
+from seq2seq.errors import UserError
 from recordio_tools import options
-from recordio_tools.corpus import build_vocabularies, encode_corpus
+from recordio_tools.corpus import build_vocabularies, default_jobs, encode_corpus, train_subword_models
 from recordio_tools.progress import Progress
 
 
@@ -13,30 +15,53 @@ def register(subparsers) -> None:
         "prepare", help="build vocabularies and write train.rec and val.rec",
         description="Do what SageMaker's create_vocab_proto.py does: whitespace tokens, vocabularies "
                     "from the training files (descending count, ties in reverse lexical order), "
-                    "one record per line pair, pairs with an empty side skipped.")
+                    "one record per line pair, pairs with an empty side skipped. With --subword, the "
+                    "files are raw text instead: SentencePiece models trained on the training files cut "
+                    "it into pieces, and subword.src.model / subword.trg.model are written too.")
     parser.add_argument("--train-source", required=True, metavar="F", help="training source text, one sentence per line")
     parser.add_argument("--train-target", required=True, metavar="F", help="training target text, aligned by line")
     parser.add_argument("--val-source", required=True, metavar="F", help="validation source text")
     parser.add_argument("--val-target", required=True, metavar="F", help="validation target text")
     parser.add_argument("--output", required=True, metavar="DIR", help="directory for the four output files")
     options.add_vocab_options(parser)
+    options.add_subword_options(parser)
+    options.add_jobs(parser)
     options.add_quiet(parser)
     parser.set_defaults(run=run)
+
+
+def _subword_config(args) -> SubwordTrainingConfig:
+    return SubwordTrainingConfig(model_type=args.subword, vocab_size=args.subword_vocab_size,
+                                 character_coverage=args.subword_character_coverage,
+                                 input_sentence_size=args.subword_sample_lines,
+                                 num_threads=args.jobs or default_jobs())
 
 
 def run(args) -> None:
     clock = Progress("prepare", enabled=False)
     options.make_output_dir(args.output)
-    source_vocab, target_vocab = build_vocabularies(
-        args.train_source, args.train_target, args.min_count, args.max_vocab_size, args.joint_vocab,
-        progress_enabled=not args.quiet)
+    subword = None
+    if args.subword:
+        if args.min_count != 1 or args.max_vocab_size != options.DEFAULT_MAX_SIZE:
+            raise UserError("--min-count and --max-vocab-size apply to word vocabularies; with --subword the "
+                            "vocabulary size is --subword-vocab-size")
+        subword = train_subword_models(args.train_source, args.train_target, _subword_config(args),
+                                       args.joint_vocab, args.output)
+        source_vocab, target_vocab = subword.source.vocabulary(), subword.target.vocabulary()
+    else:
+        source_vocab, target_vocab = build_vocabularies(
+            args.train_source, args.train_target, args.min_count, args.max_vocab_size, args.joint_vocab,
+            progress_enabled=not args.quiet)
     train = encode_corpus(args.train_source, args.train_target, source_vocab, target_vocab,
-                          os.path.join(args.output, TRAIN_FILE), progress_enabled=not args.quiet)
+                          os.path.join(args.output, TRAIN_FILE), progress_enabled=not args.quiet,
+                          subword=subword, jobs=args.jobs)
     val = encode_corpus(args.val_source, args.val_target, source_vocab, target_vocab,
-                        os.path.join(args.output, VALIDATION_FILE), progress_enabled=not args.quiet)
+                        os.path.join(args.output, VALIDATION_FILE), progress_enabled=not args.quiet,
+                        subword=subword, jobs=args.jobs)
     options.save_vocabularies(args.output, source_vocab, target_vocab)
+    kind = "" if subword is None else f" {args.subword} pieces{' (joint)' if args.joint_vocab else ''}"
     print(f"prepare: {train.pairs_written:,} train pairs written ({train.pairs_skipped:,} skipped), "
           f"{val.pairs_written:,} validation pairs written ({val.pairs_skipped:,} skipped); "
-          f"vocab {len(source_vocab):,} source / {len(target_vocab):,} target; unknown tokens "
+          f"vocab {len(source_vocab):,} source / {len(target_vocab):,} target{kind}; unknown tokens "
           f"train {100 * train.unknown_rate:.2f}% validation {100 * val.unknown_rate:.2f}%; "
           f"{args.output} in {clock.elapsed:.1f} s")

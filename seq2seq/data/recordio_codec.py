@@ -135,6 +135,12 @@ class RecordWriter:
                                                          target_lengths, first_pair=self.count))
         self.count += len(source_lengths)
 
+    def write_encoded(self, data: bytes, count: int) -> None:
+        """Append `count` records already framed by recordio_batch.encode_records."""
+        self.flush()
+        self._stream.write(data)
+        self.count += count
+
     def flush(self) -> None:
         if self._batch:
             data = pairs_to_bytes(self._batch, first_pair=self.count - len(self._batch))

@@ -11,9 +11,10 @@ import pytest
 
 from recordio_tools.__main__ import main
 from seq2seq.data.recordio_codec import pairs_to_bytes
+from seq2seq.shared_data import shared_data_dir
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
-MULTI30K = "/work/shared/data/multi30k"
+MULTI30K = str(shared_data_dir("multi30k"))
 
 
 # --- an independent reader written from the specification (struct + protobuf wire format) ------
