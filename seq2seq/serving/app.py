@@ -4,7 +4,8 @@
 tests can serve a fake or an eagerly loaded translator, and the server a lazily loading, batching one.
 
 Status codes: 200 success (never with an error inside), 400 malformed body / missing field / bad
-configuration, 404/405 unknown route or method, 406 unacceptable Accept, 413 body over
+configuration or broken chunked framing, 404/405 unknown route or method, 406 unacceptable Accept,
+408 body that stopped arriving for SEQ2SEQ_BODY_TIMEOUT s, 413 body over
 SAGEMAKER_MAX_PAYLOAD_IN_MB, 415 unknown Content-Type, 500 internal error (traceback only in the
 log), 503 model not loaded, 504 decoding over SAGEMAKER_MODEL_SERVER_TIMEOUT. Errors are
 `{"error": "<what and where>"}`.
@@ -20,7 +21,9 @@ from werkzeug.exceptions import HTTPException
 
 from seq2seq.errors import Seq2SeqError, UserError
 from seq2seq.serving import formats
-from seq2seq.serving.http_errors import DecodeTimeoutError, ModelNotReadyError, payload_too_large
+from seq2seq.serving.body_guard import UNREAD_KEY, BodyGuard
+from seq2seq.serving.http_errors import (DecodeTimeoutError, ModelNotReadyError, bad_request, body_timeout,
+                                         body_truncated, malformed_body, payload_too_large)
 from seq2seq.serving.options import apply_overrides
 from seq2seq.serving.settings import ServingSettings
 
@@ -67,6 +70,7 @@ def create_app(provider, settings: ServingSettings = None) -> Flask:
         return _invoke(provider, settings)
 
     _register_error_handlers(app)
+    app.wsgi_app = BodyGuard(app.wsgi_app, settings)  # answers stay readable when the body is not read
     return app
 
 
@@ -75,7 +79,10 @@ def _invoke(provider, settings: ServingSettings) -> Response:
     response_type = formats.response_format(request.headers.get("Accept"), request_type)
     translator = provider.translator()
     body = _read_body(settings)
-    instances = formats.parse_request(body, request_type, translator.source_vocab)
+    try:
+        instances = formats.parse_request(body, request_type, translator.source_vocab)
+    except RecursionError:  # json's decoder recurses once per nesting level
+        raise bad_request(f"request body: {request_type} nested too deeply to parse") from None
     options = [apply_overrides(translator.default_options, instance.overrides) for instance in instances]
     translations = _translate(provider, instances, options, settings.timeout_s)
     payload = formats.render_response(translations, [o.attention_matrix for o in options], response_type)
@@ -99,23 +106,38 @@ def _report_truncation(response: Response, truncated: List[str]) -> None:
 
 
 def _read_body(settings: ServingSettings) -> bytes:
-    """The request body; 413 once it exceeds SAGEMAKER_MAX_PAYLOAD_IN_MB, with or without Content-Length.
+    """The request body; 413 once it exceeds SAGEMAKER_MAX_PAYLOAD_IN_MB, with or without Content-Length;
+    408 when the client stops sending for SEQ2SEQ_BODY_TIMEOUT seconds; 400 for broken chunked framing.
 
-    Read by hand because werkzeug's own limit silently truncates chunked bodies at the maximum.
+    Read by hand because werkzeug's own limit silently truncates chunked bodies at the maximum. What is
+    left unread is drained (or the connection closed) by BodyGuard after the answer.
     """
     limit = settings.max_payload_bytes
-    if limit is None:
-        return request.get_data(cache=False)
-    if request.content_length is not None and request.content_length > limit:
+    if limit is not None and request.content_length is not None and request.content_length > limit:
         raise payload_too_large(request.content_length, settings.max_payload_mb)
     body = bytearray()
-    while len(body) <= limit:
-        chunk = request.stream.read(min(READ_CHUNK_BYTES, limit + 1 - len(body)))
-        if not chunk:
-            break
-        body += chunk
-    if len(body) > limit:
+    try:
+        while limit is None or len(body) <= limit:
+            size = READ_CHUNK_BYTES if limit is None else min(READ_CHUNK_BYTES, limit + 1 - len(body))
+            chunk = request.stream.read(size)
+            if not chunk:
+                break
+            body += chunk
+    except HTTPException:  # werkzeug's ClientDisconnected: the body ended before Content-Length
+        request.environ[UNREAD_KEY] = True
+        raise
+    except Exception as error:
+        request.environ[UNREAD_KEY] = True
+        if type(error).__module__.startswith("gunicorn.http"):  # its chunked parser refused the framing
+            raise malformed_body(len(body), error) from None
+        if isinstance(error, OSError):  # socket timeout (SEQ2SEQ_BODY_TIMEOUT) or a dropped connection
+            raise body_timeout(request.content_length, settings.body_timeout_s, error) from None
+        raise
+    if limit is not None and len(body) > limit:
         raise payload_too_large(request.content_length, settings.max_payload_mb)
+    if request.content_length is not None and len(body) < request.content_length:
+        request.environ[UNREAD_KEY] = True
+        raise body_truncated(len(body), request.content_length)
     return bytes(body)
 
 

@@ -38,3 +38,22 @@ def payload_too_large(size_bytes, limit_mb: float) -> UserError:
     limit_bytes = int(limit_mb * 1024 * 1024)
     return UserError(f"request body ({size}) exceeds the limit of {limit_bytes} bytes "
                      f"(SAGEMAKER_MAX_PAYLOAD_IN_MB={limit_mb:g})", status=413)
+
+
+def body_timeout(content_length, timeout_s: float, error: Exception) -> UserError:
+    """The client stopped sending the body (408); the connection is closed after the answer."""
+    expected = "the chunked body" if content_length is None else f"all {content_length} announced bytes"
+    return UserError(f"request body incomplete: nothing more arrived for {timeout_s:g} s (SEQ2SEQ_BODY_TIMEOUT) "
+                     f"before {expected} were received ({type(error).__name__})", status=408)
+
+
+def body_truncated(received: int, content_length: int) -> UserError:
+    """The connection ended before Content-Length bytes arrived (400)."""
+    return UserError(f"request body incomplete: the connection ended after {received} of the {content_length} "
+                     f"bytes announced by Content-Length", status=400)
+
+
+def malformed_body(received: int, error: Exception) -> UserError:
+    """Transfer-Encoding: chunked framing that does not parse (400)."""
+    return UserError(f"malformed chunked request body after {received} bytes: {type(error).__name__} "
+                     f"{error}".rstrip(), status=400)

@@ -18,6 +18,12 @@ Variables:
                                     SageMaker's 30 s before SIGKILL)
     SEQ2SEQ_NUM_GPUS                overrides GPU detection (0 forces CPU)
     SEQ2SEQ_ACCESS_LOG              "1" writes gunicorn's access log to stdout
+    SEQ2SEQ_BODY_TIMEOUT            seconds a request body may pause between two reads before the request
+                                    is answered 408 and closed (default 30)
+    SEQ2SEQ_DRAIN_LIMIT_MB          an over-limit body up to this size is read and discarded before the 413,
+                                    so that clients which send the whole body first (urllib, requests) read
+                                    the answer; larger ones are answered at once and the connection closed
+                                    (default 100)
 """
 import glob
 import os
@@ -51,6 +57,8 @@ class ServingSettings:
     batch_strategy: str = "MULTI_RECORD"
     max_concurrent_transforms: int = 1
     access_log: bool = False
+    body_timeout_s: float = 30.0
+    drain_limit_mb: float = 100.0
 
     @property
     def model_dir(self) -> str:
@@ -63,6 +71,11 @@ class ServingSettings:
         if self.max_payload_mb == 0:
             return None
         return int(self.max_payload_mb * 1024 * 1024)
+
+    @property
+    def drain_limit_bytes(self) -> int:
+        """Most bytes of an over-limit body read and discarded before answering 413."""
+        return int(self.drain_limit_mb * 1024 * 1024)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = None) -> "ServingSettings":
@@ -89,6 +102,8 @@ class ServingSettings:
             max_concurrent_transforms=_read_int(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", workers,
                                                 minimum=1),
             access_log=env.get("SEQ2SEQ_ACCESS_LOG", "0").strip() == "1",
+            body_timeout_s=_read_float(env, "SEQ2SEQ_BODY_TIMEOUT", 30.0, minimum=0.1, maximum=3600.0),
+            drain_limit_mb=_read_float(env, "SEQ2SEQ_DRAIN_LIMIT_MB", 100.0, minimum=0.0, maximum=100000.0),
         )
 
 
