@@ -1,10 +1,18 @@
-"""Greedy and batched beam search over a model's `encode` / `decode_step`. Nothing here knows the architecture."""
+"""Greedy and batched beam search over a model's `encode` / `decode_step`. Nothing here knows the architecture.
+
+Each step is one program call and one host synchronisation (the "all finished?" test): `BeamSelect` does the
+log-softmax, the PAD/BOS exclusion, the finished and length-limit constraints, the top-k over `beam × vocab`
+and the reordering of every state by its back-pointer inside one hybridized graph. With a `Seq2SeqModel` the
+decoder step and the selection are a single program (`FusedBeamStep`); any other object with `encode` and
+`decode_step` gets the model's step, then the selection program.
+"""
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import mxnet as mx
 import numpy as np
+from mxnet.gluon import HybridBlock
 
 from ..constants import BOS_ID, EOS_ID, PAD_ID
 
@@ -27,6 +35,94 @@ def length_penalty(length: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     return ((beta + length) / (beta + 1.0)) ** alpha
 
 
+class BeamSelect(HybridBlock):
+    """One beam-search selection over `rows = batch × beam` hypotheses; owns no parameters.
+
+    Inputs: logits `(rows, vocab)`, attention `(rows, src_len)`, scores `(rows, 1)` summed log-probabilities,
+    finished `(rows,)` 1/0, remaining `(rows,)` steps left before the length limit (0: must emit </s> now),
+    lengths `(rows,)` output lengths so far (</s> included), then the decoder states, each `(rows, ...)`.
+    Finished rows may only emit PAD at no cost; rows at their limit must emit </s> at the model's own </s>
+    log-probability (scores stay comparable); PAD and <s> are never emitted otherwise.
+    Returns emitted tokens `(rows,)` (PAD after the end), back-pointers `(rows,)` (the row each new hypothesis
+    extends), and the updated scores, finished, remaining, lengths, attention and states, reordered.
+    """
+
+    def __init__(self, beam_size: int, vocab_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self._beam_size = beam_size
+        self._vocab_size = vocab_size
+
+    def hybrid_forward(self, F, logits, attention, scores, finished, remaining, lengths, *states):
+        log_probs = F.log_softmax(logits, axis=-1)
+        ids = F.contrib.arange_like(logits, axis=1)                                   # (vocab,)
+        never = F.reshape(((ids == PAD_ID) + (ids == BOS_ID)) * _NEG_INF, shape=(1, -1))
+        pad_only = F.reshape((ids != PAD_ID) * _NEG_INF, shape=(1, -1))
+        eos_only = F.reshape((ids != EOS_ID) * _NEG_INF, shape=(1, -1))
+        open_rows = F.broadcast_add(F.broadcast_add(log_probs, scores), never)
+        finished_rows = F.broadcast_add(scores, pad_only)
+        eos_log_prob = F.slice_axis(log_probs, axis=1, begin=EOS_ID, end=EOS_ID + 1)
+        limit_rows = F.broadcast_add(scores + eos_log_prob, eos_only)
+        candidates = F.where(finished, finished_rows, F.where(remaining <= 0, limit_rows, open_rows))
+        per_sentence = F.reshape(F.reshape(candidates, shape=(-4, -1, self._beam_size, -2)), shape=(0, -3))
+        top_scores, top_index = F.topk(per_sentence, axis=1, k=self._beam_size, ret_typ="both")
+        beam = F.floor(top_index / self._vocab_size)                                   # (batch, beam)
+        tokens = F.reshape(top_index - beam * self._vocab_size, shape=(-1,))
+        first_row = F.expand_dims(F.contrib.arange_like(top_index, axis=0) * self._beam_size, axis=1)
+        origin = F.reshape(F.broadcast_add(beam, first_row), shape=(-1,))
+        was_finished = F.take(finished, origin)
+        emitted = tokens * (1 - was_finished) + PAD_ID * was_finished
+        outputs = [emitted, origin, F.reshape(top_scores, shape=(-1, 1)), F.maximum(was_finished, tokens == EOS_ID),
+                   remaining - 1, F.take(lengths, origin) + (1 - was_finished), F.take(attention, origin)]
+        return tuple(outputs + [F.take(s, origin) for s in states])
+
+
+class FusedBeamStep(HybridBlock):
+    """A model's decoder step and the beam selection as one program.
+
+    Inputs: previous ids `(rows,)`, encoded, keys, source_length (each repeated per beam), then scores,
+    finished, remaining, lengths and the states as for `BeamSelect`; returns what `BeamSelect` returns.
+    """
+
+    def __init__(self, decoder: HybridBlock, num_states: int, beam_size: int, vocab_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self._num_states = num_states
+        self.decoder = decoder
+        self.select = BeamSelect(beam_size, vocab_size)
+
+    def hybrid_forward(self, F, previous, encoded, keys, source_length, scores, finished, remaining, lengths,
+                       *states):
+        stepped = self.decoder(previous, encoded, keys, source_length, *states)
+        return self.select(stepped[0], stepped[1], scores, finished, remaining, lengths, *stepped[2:])
+
+
+_SELECT_PROGRAMS: Dict[Tuple[int, int], BeamSelect] = {}
+
+
+def _selection_program(beam_size: int, vocab_size: int) -> BeamSelect:
+    key = (beam_size, vocab_size)
+    if key not in _SELECT_PROGRAMS:
+        program = BeamSelect(beam_size, vocab_size)
+        program.hybridize()
+        _SELECT_PROGRAMS[key] = program
+    return _SELECT_PROGRAMS[key]
+
+
+def _step_function(model, beam_size: int):
+    """-> step(previous, encoded, search_state) returning BeamSelect's outputs for one step."""
+    if hasattr(model, "program") and hasattr(model, "decoder"):
+        config = model.config
+        program = model.program(("beam", beam_size), lambda m: FusedBeamStep(
+            m.decoder, m.decoder.num_states, beam_size, config.target_vocab_size))
+        return lambda previous, encoded, search_state: program(previous, *encoded, *search_state)
+
+    def generic_step(previous, encoded, search_state):
+        scores, finished, remaining, lengths = search_state[:4]
+        logits, attention, states = model.decode_step(previous, list(search_state[4:]), encoded)
+        select = _selection_program(beam_size, logits.shape[1])
+        return select(logits, attention, scores, finished, remaining, lengths, *states)
+    return generic_step
+
+
 def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_output_lengths: np.ndarray,
                 beam_size: int = 5, alpha: float = 1.0, beta: float = 0.0,
                 return_attention: bool = False) -> List[Hypothesis]:
@@ -35,48 +131,36 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
     (</s> included). beam_size 1 is exactly greedy search."""
     ctx = source.context
     batch, k = source.shape[0], beam_size
+    rows = batch * k
     encoded, states = model.encode(source, source_length)
     encoded = type(encoded)(*(mx.nd.repeat(a, k, axis=0) for a in encoded))
-    states = [mx.nd.repeat(s, k, axis=0) for s in states]
-    rows = batch * k
     initial = np.full((batch, k), _NEG_INF, dtype=np.float32)
     initial[:, 0] = 0.0
-    scores = mx.nd.array(initial.reshape(rows, 1), ctx=ctx)
-    finished = np.zeros(rows, dtype=bool)
-    lengths = np.zeros(rows, dtype=np.int64)
     max_lengths = np.repeat(np.asarray(max_output_lengths, dtype=np.int64), k)
+    search_state = [mx.nd.array(initial.reshape(rows, 1), ctx=ctx), mx.nd.zeros((rows,), ctx=ctx),
+                    mx.nd.array(max_lengths - 1, ctx=ctx), mx.nd.zeros((rows,), ctx=ctx)]
+    search_state += [mx.nd.repeat(s, k, axis=0) for s in states]
     previous = mx.nd.full((rows,), BOS_ID, ctx=ctx)
-    base = np.repeat(np.arange(batch) * k, k)
+    step = _step_function(model, k)
     tokens_per_step, pointers_per_step, attention_per_step = [], [], []
-    for step in range(int(max_lengths.max())):
-        logits, attention, states = model.decode_step(previous, states, encoded)
-        log_probs = mx.nd.log_softmax(logits, axis=-1)
-        for never_emitted in (PAD_ID, BOS_ID):  # an untrained model may favour them; they are no output
-            log_probs[:, never_emitted] = _NEG_INF
-        log_probs = _constrain(log_probs, finished, step >= max_lengths - 1, ctx)
-        candidates = (scores + log_probs).reshape((batch, -1))
-        top_scores, top_index = mx.nd.topk(candidates, axis=1, k=k, ret_typ="both", dtype="int64")
-        top_index = top_index.asnumpy().reshape(-1)
-        vocab = log_probs.shape[1]
-        origin = base + top_index // vocab
-        tokens = top_index % vocab
-        origin_nd = mx.nd.array(origin, ctx=ctx, dtype="int64")
-        states = [mx.nd.take(s, origin_nd) for s in states]
-        scores = top_scores.reshape((rows, 1))
-        was_finished = finished[origin]
-        lengths = lengths[origin] + (~was_finished)
-        finished = was_finished | (tokens == EOS_ID)
-        tokens_per_step.append(np.where(was_finished, PAD_ID, tokens))
+    for _ in range(int(max_lengths.max())):
+        outputs = step(previous, encoded, search_state)
+        emitted, origin, attention = outputs[0], outputs[1], outputs[6]
+        search_state = list(outputs[2:6]) + list(outputs[7:])
+        tokens_per_step.append(emitted)
         pointers_per_step.append(origin)
         if return_attention:
-            attention_per_step.append(mx.nd.take(attention, origin_nd).asnumpy())
-        if finished.all():
+            attention_per_step.append(attention)
+        if search_state[1].min().asscalar() > 0:          # the one host synchronisation of a step
             break
-        previous = mx.nd.array(tokens, ctx=ctx)
-    final_scores = scores.asnumpy().reshape(-1) / length_penalty(lengths, alpha, beta)
+        previous = emitted
+    scores, lengths = search_state[0].asnumpy().reshape(-1), search_state[3].asnumpy()
+    final_scores = scores / length_penalty(lengths, alpha, beta)
     best_rows = np.arange(batch) * k + final_scores.reshape(batch, k).argmax(axis=1)
-    return [_backtrack(row, tokens_per_step, pointers_per_step, attention_per_step, float(final_scores[row]))
-            for row in best_rows]
+    tokens = mx.nd.stack(*tokens_per_step).asnumpy().astype(np.int64)
+    pointers = mx.nd.stack(*pointers_per_step).asnumpy().astype(np.int64)
+    attention = mx.nd.stack(*attention_per_step).asnumpy() if return_attention else None
+    return [backtrack(row, tokens, pointers, attention, float(final_scores[row])) for row in best_rows]
 
 
 def greedy_search(model, source, source_length, max_output_lengths, return_attention=False) -> List[Hypothesis]:
@@ -85,33 +169,20 @@ def greedy_search(model, source, source_length, max_output_lengths, return_atten
                        return_attention=return_attention)
 
 
-def _constrain(log_probs: mx.nd.NDArray, finished: np.ndarray, at_limit: np.ndarray, ctx) -> mx.nd.NDArray:
-    """Finished rows may only emit PAD at no cost; rows at their length limit must emit </s> (at the model's own
-    </s> log-probability, so that their scores stay comparable). log_probs `(rows, vocab)`."""
-    if not finished.any() and not at_limit.any():
-        return log_probs
-    eos_only = at_limit & ~finished
-    keep = mx.nd.array((~(finished | at_limit)).astype(np.float32).reshape(-1, 1), ctx=ctx)
-    constrained = mx.nd.broadcast_mul(log_probs, keep) + mx.nd.broadcast_mul(1.0 - keep, mx.nd.full((1, 1), _NEG_INF,
-                                                                                                     ctx=ctx))
-    finished_nd = mx.nd.array(finished.astype(np.float32), ctx=ctx)
-    eos_only_nd = mx.nd.array(eos_only.astype(np.float32), ctx=ctx)
-    constrained[:, PAD_ID] = mx.nd.where(finished_nd, mx.nd.zeros_like(finished_nd), constrained[:, PAD_ID])
-    constrained[:, EOS_ID] = mx.nd.where(eos_only_nd, log_probs[:, EOS_ID], constrained[:, EOS_ID])
-    return constrained
-
-
-def _backtrack(row: int, tokens_per_step, pointers_per_step, attention_per_step, score: float) -> Hypothesis:
+def backtrack(row: int, tokens_per_step, pointers_per_step, attention_per_step, score: float) -> Hypothesis:
+    """Follow the back-pointers from `row` of the last step. tokens/pointers `(steps, rows)`, attention
+    `(steps, rows, src_len)` or None."""
     token_ids, attention_rows = [], []
     for step in range(len(tokens_per_step) - 1, -1, -1):
         token_ids.append(int(tokens_per_step[step][row]))
-        if attention_per_step:
+        if attention_per_step is not None:
             attention_rows.append(attention_per_step[step][row])
         row = int(pointers_per_step[step][row])
     token_ids.reverse()
     attention_rows.reverse()
     keep = [i for i, t in enumerate(token_ids) if t not in (PAD_ID, EOS_ID)]
-    attention = np.stack([attention_rows[i] for i in keep]) if attention_per_step and keep else None
-    if attention_per_step and not keep:
-        attention = np.zeros((0, attention_per_step[0].shape[1]), dtype=np.float32)
+    if attention_per_step is None:
+        return Hypothesis([token_ids[i] for i in keep], score, None)
+    attention = np.stack([attention_rows[i] for i in keep]) if keep \
+        else np.zeros((0, attention_per_step[0].shape[1]), dtype=np.float32)
     return Hypothesis([token_ids[i] for i in keep], score, attention)

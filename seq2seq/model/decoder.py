@@ -1,39 +1,71 @@
-"""Attentional RNN decoder: the layers, the attention hidden state and the output layer.
+"""The decoder side of the model: the bridge from the encoder (initial states, attention keys) and the
+attentional RNN decoder with its output layer.
 
-The same code runs a whole teacher-forced sequence (`steps = target_len`) or a single step (`steps = 1`).
+The decoder's own program (`Decoder.hybrid_forward`) is one inference step; training programs (see
+`programs.py`) drive the same blocks over whole target sequences.
 """
 
 from mxnet.gluon import HybridBlock, nn
 
 from .attention import Attention, KeyProjection
 from .config import ModelConfig
-from .rnn_layers import fused_rnn_layer
-from .rnn_step import FusedLayerStep
+from .rnn_cell import RecurrentCell
 
 
-class Decoder(HybridBlock):
-    """Holds every decoder parameter. Computation is exposed through `initial_states`, `keys` and `run`."""
+def num_decoder_states(config: ModelConfig) -> int:
+    """State arrays the decoder carries between steps: the layers' (h[, c]), plus the attention hidden state
+    when input feeding."""
+    return config.num_layers_decoder * config.states_per_layer + int(config.input_feeding)
+
+
+class Bridge(HybridBlock):
+    """Computed once per source batch: encoded `(batch, src_len, hidden)` and summary `(batch, hidden)` ->
+    attention keys `(batch, src_len, key)` and the decoder's initial states, each `(batch, hidden)`."""
 
     def __init__(self, config: ModelConfig, **kwargs):
         super().__init__(**kwargs)
         self._config = config
         hidden = config.rnn_num_hidden
-        num_states = config.num_layers_decoder * config.states_per_layer
+        self._num_layer_states = config.num_layers_decoder * config.states_per_layer
+        with self.name_scope():
+            if config.rnn_decoder_state_init != "zero":
+                self.state_init = nn.Dense(self._num_layer_states * hidden, activation="tanh", flatten=False,
+                                           in_units=hidden, prefix="init_")
+            self.key_projection = KeyProjection(config.rnn_attention_type, config.rnn_attention_num_hidden, hidden,
+                                                hidden, prefix="att_")
+
+    def hybrid_forward(self, F, encoded, summary):
+        if self._config.rnn_decoder_state_init == "zero":
+            states = [F.zeros_like(summary) for _ in range(self._num_layer_states)]
+        else:
+            projected = self.state_init(summary)
+            states = list(F.split(projected, num_outputs=self._num_layer_states, axis=1)) \
+                if self._num_layer_states > 1 else [projected]
+        if self._config.input_feeding:
+            states.append(F.zeros_like(summary))
+        return tuple([self.key_projection(encoded)] + states)
+
+
+class Decoder(HybridBlock):
+    """Target embeddings, RNN layers, attention, attention hidden state and output layer.
+
+    As a program: `decoder(previous_ids, encoded, keys, source_length, *states)` runs one step:
+    previous_ids `(batch,)`, encoded `(batch, src_len, hidden)`, keys `(batch, src_len, key)`, source_length
+    `(batch,)`, states each `(batch, hidden)` -> (logits `(batch, vocab)`, attention `(batch, src_len)`, *states).
+    """
+
+    def __init__(self, config: ModelConfig, **kwargs):
+        super().__init__(**kwargs)
+        self._config = config
+        hidden = config.rnn_num_hidden
         with self.name_scope():
             self.embedding = nn.Embedding(config.target_vocab_size, config.num_embed_target, prefix="embed_")
             self.embed_dropout = nn.Dropout(config.embed_dropout_target)
-            self.state_init = nn.Dense(num_states * hidden, activation="tanh", flatten=False, in_units=hidden,
-                                       prefix="init_")
-            self.layers = nn.HybridSequential(prefix="rnn_")
-            with self.layers.name_scope():
+            self.cells = nn.HybridSequential(prefix="rnn_")
+            with self.cells.name_scope():
                 for i in range(config.num_layers_decoder):
-                    self.layers.add(fused_rnn_layer(config.rnn_cell_type, hidden, self._layer_input_size(i),
-                                                    f"l{i}_"))
-            # Step-by-step views on the same parameters (kept out of the child registry: no duplicates).
-            self.__dict__["_layer_steps"] = [FusedLayerStep(layer, config.rnn_cell_type, hidden)
-                                             for layer in self.layers]
-            self.key_projection = KeyProjection(config.rnn_attention_type, config.rnn_attention_num_hidden, hidden,
-                                                hidden, prefix="att_")
+                    self.cells.add(RecurrentCell(config.rnn_cell_type, hidden, self._layer_input_size(i),
+                                                 prefix=f"l{i}_"))
             self.attention = Attention(config.rnn_attention_type, config.rnn_attention_num_hidden, hidden, prefix="att_")
             self.attention_hidden = nn.Dense(hidden, activation="tanh", flatten=False, in_units=2 * hidden,
                                              prefix="att_hidden_")
@@ -57,58 +89,41 @@ class Decoder(HybridBlock):
 
     @property
     def num_states(self) -> int:
-        """Number of state arrays `run` takes and returns (layer states, plus the attention hidden if input feeding)."""
-        return self._config.num_layers_decoder * self._config.states_per_layer + int(self._config.input_feeding)
+        return num_decoder_states(self._config)
 
-    def initial_states(self, F, summary):
-        """summary `(batch, hidden)` -> list of states, each `(batch, hidden)`."""
-        num_layer_states = self._config.num_layers_decoder * self._config.states_per_layer
-        if self._config.rnn_decoder_state_init == "zero":
-            states = [F.zeros_like(summary) for _ in range(num_layer_states)]
-        else:
-            projected = self.state_init(summary)
-            states = list(F.split(projected, num_outputs=num_layer_states, axis=1)) if num_layer_states > 1 \
-                else [projected]
-        if self._config.input_feeding:
-            states.append(F.zeros_like(summary))
-        return states
+    def hybrid_forward(self, F, previous_ids, encoded, keys, source_length, *states):
+        embedded = self.embed(F, F.expand_dims(previous_ids, axis=1))
+        hidden, weights, new_states = self.run_hidden(F, embedded, list(states), encoded, keys, source_length)
+        logits = self.output_layer(F.reshape(hidden, shape=(-3, -2)))
+        return tuple([logits, F.reshape(weights, shape=(-3, -2))] + new_states)
 
-    def keys(self, encoded):
-        """encoded `(batch, src_len, hidden)` -> attention keys, computed once per source batch."""
-        return self.key_projection(encoded)
+    def embed(self, F, target_ids):
+        """target_ids `(batch, steps)` -> time-major embeddings `(steps, batch, embed)`, dropout applied."""
+        return F.transpose(self.embed_dropout(self.embedding(target_ids)), axes=(1, 0, 2))
 
-    def run(self, F, target_input, states, encoded, keys, source_length, single_step=False):
-        """Run `steps` decoder steps with teacher forcing (or one step at inference).
+    def run_hidden(self, F, embedded, states, encoded, keys, source_length, whole_sequence=False):
+        """Run the RNN layers and the attention over `steps` target positions.
 
-        target_input `(batch, steps)` ids; states: list of `(batch, hidden)`; encoded `(batch, src_len, hidden)`.
-        Returns logits `(batch, steps, vocab)`, attention weights `(batch, steps, src_len)`, new states.
-        With input feeding, `steps` must be 1: the previous attention hidden state is part of the input.
+        embedded `(steps, batch, embed)` time-major; states: list of `(batch, hidden)`. `whole_sequence` runs each
+        layer with the fused RNN operator (any `steps`, no input feeding); otherwise steps must be 1.
+        Returns the attention hidden states `(batch, steps, hidden)` (before the output layer), the attention
+        weights `(batch, steps, src_len)` and the new states.
         """
-        attention_hidden, weights, new_states = self.run_hidden(F, target_input, states, encoded, keys,
-                                                                source_length, single_step)
-        return self.output_layer(attention_hidden), weights, new_states
-
-    def run_hidden(self, F, target_input, states, encoded, keys, source_length, single_step=False):
-        """Like `run` but stops before the output layer: attention hidden `(batch, steps, hidden)`, weights,
-        new states. Training with input feeding applies the output layer once to all steps.
-        `single_step` (steps == 1) runs the RNN layers as plain matrix products (see rnn_step.py)."""
-        layers = self._layer_steps if single_step else list(self.layers)
         config = self._config
-        embedded = F.transpose(self.embed_dropout(self.embedding(target_input)), axes=(1, 0, 2))  # (steps, batch, E)
         layer_input = embedded
         if config.input_feeding:
             layer_input = F.concat(embedded, F.expand_dims(states[-1], axis=0), dim=2)
         per_layer = config.states_per_layer
         new_states, context, weights = [], None, None
         previous_output = None
-        for index, layer in enumerate(layers):
-            layer_states = [F.expand_dims(s, axis=0) for s in states[index * per_layer:(index + 1) * per_layer]]
-            output, next_states = layer(layer_input, layer_states)
-            new_states.extend(F.squeeze(s, axis=0) for s in next_states)
+        for index, cell in enumerate(self.cells):
+            output, next_states = cell(layer_input, states[index * per_layer:(index + 1) * per_layer],
+                                       whole_sequence)
+            new_states.extend(next_states)
             if previous_output is not None and self._residual(index + 1):
                 output = output + previous_output
             if index == 0 and self._attention_below:
-                context, weights = self._attend(F, output, encoded, keys, source_length)
+                context, weights = self.attention(F.transpose(output, axes=(1, 0, 2)), keys, encoded, source_length)
             previous_output = output
             layer_input = F.concat(output, F.transpose(context, axes=(1, 0, 2)), dim=2) if self._attention_below \
                 else output
@@ -117,14 +132,8 @@ class Decoder(HybridBlock):
             context, weights = self.attention(top, keys, encoded, source_length)
         attention_hidden = self.hidden_dropout(self.attention_hidden(F.concat(top, context, dim=2)))
         if config.input_feeding:
-            new_states.append(F.reshape(attention_hidden, shape=(0, -1)))
+            new_states.append(F.reshape(attention_hidden, shape=(-3, -2)))
         return attention_hidden, weights, new_states
-
-    def _attend(self, F, layer_output, encoded, keys, source_length):
-        return self.attention(F.transpose(layer_output, axes=(1, 0, 2)), keys, encoded, source_length)
 
     def _residual(self, depth: int) -> bool:
         return self._config.rnn_residual_connections and depth >= self._config.rnn_first_residual_layer
-
-    def hybrid_forward(self, F, *args):
-        raise NotImplementedError("Decoder is run through Seq2SeqModel's programs")

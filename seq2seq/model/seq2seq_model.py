@@ -1,23 +1,20 @@
-"""The encoder-decoder model and its three hybridized programs: teacher-forced training, encode, decode step.
+"""The encoder-decoder model: its blocks, its programs and the parameter file.
 
-Search (greedy, beam) lives in `seq2seq.inference.search` and only uses `encode` and `decode_step`.
+Search (greedy, beam) lives in `seq2seq.inference.search` and uses `encode`, `decode_step` and `program`.
 """
 
-import warnings
-from typing import List, NamedTuple
+import os
+import re
+import tempfile
+from typing import Callable, Dict, Hashable, List, NamedTuple, Optional
 
 import mxnet as mx
 from mxnet.gluon import Block, HybridBlock
 
 from .config import ModelConfig
-from .decoder import Decoder
+from .decoder import Bridge, Decoder
 from .encoder import Encoder
-
-
-# Each program uses only part of the shared parameters; Gluon would warn about the rest on every build.
-warnings.filterwarnings("ignore", message=".*is not used by any computation.*")
-# The decoder's step views share its RNN layers' parameters and are deliberately not registered as children.
-warnings.filterwarnings("ignore", message=".*_layer_steps\" is an unregistered container.*")
+from .programs import EncodeProgram, TrainingProgram
 
 
 class EncodedSource(NamedTuple):
@@ -29,14 +26,36 @@ class EncodedSource(NamedTuple):
     source_length: mx.nd.NDArray
 
 
-class Seq2SeqModel(Block):
-    """Attentional RNN encoder-decoder.
+class TrainingOutput(NamedTuple):
+    """logits `(tokens, vocab)` of the requested positions; fed_ids `(batch, trg_len)` the ids fed at each
+    position under scheduled sampling (None with full teacher forcing)."""
 
-    - `forward(source, source_length, target_input)` -> logits `(batch, trg_len, vocab)` with full teacher
-      forcing (one fused pass over the target when there is no input feeding).
+    logits: mx.nd.NDArray
+    fed_ids: Optional[mx.nd.NDArray]
+
+
+# Structural parameter names of files written before the bridge and the decoder cells had blocks of their own.
+_LEGACY_NAMES = [(re.compile(r"^decoder\.(state_init|key_projection)\."), r"bridge.\1."),
+                 (re.compile(r"^decoder\.layers\.(\d+)\.l0_"), r"decoder.cells.\1.")]
+
+
+def current_parameter_name(name: str) -> str:
+    for pattern, replacement in _LEGACY_NAMES:
+        name = pattern.sub(replacement, name)
+    return name
+
+
+class Seq2SeqModel(Block):
+    """Attentional RNN encoder-decoder. Children: `encoder`, `bridge`, `decoder`; they hold every parameter.
+
+    - `training_logits(source, source_length, target_input, valid_positions, sample_mask)`: one program call for
+      a whole batch (see `TrainingProgram`); `forward` is the same for every position `(batch, trg_len, vocab)`.
     - `encode(source, source_length)` -> (EncodedSource, initial decoder states).
     - `decode_step(previous_ids, states, encoded_source)` -> logits `(batch, vocab)`, attention `(batch, src_len)`,
-      new states. States are lists of `(batch, ...)` arrays, batch first, so search can reorder them.
+      new states. States are lists of `(batch, hidden)` arrays, batch first, so search can reorder them.
+    - `program(key, build)`: a cached program over the model's blocks, hybridized like the model.
+
+    Programs are not children of the model: they own no parameters, only views on the three children.
     """
 
     def __init__(self, config: ModelConfig, **kwargs):
@@ -44,109 +63,100 @@ class Seq2SeqModel(Block):
         self.config = config
         with self.name_scope():
             self.encoder = Encoder(config, prefix="encoder_")
+            self.bridge = Bridge(config, prefix="bridge_")
             self.decoder = Decoder(config, prefix="decoder_")
-        # Stored outside Block.__setattr__ so that the programs are not registered as children (no cycle).
-        self.__dict__["_teacher_forced"] = _TeacherForcedProgram(self)
-        self.__dict__["_encode"] = _EncodeProgram(self)
-        self.__dict__["_step"] = _StepProgram(self)
-        self.__dict__["_hidden_step"] = _HiddenStepProgram(self)
+        self._programs = _ProgramCache()
+        self._hybridize_args = None
 
     def hybridize(self, active=True, **kwargs):
-        # Static buffers pay off for the one-call-per-batch fused program; the step programs run many times per
-        # graph with shapes that change with every bucket, where static buffers only cost memory (measured at
-        # the reference size: 5.7 GB against 3.6 GB resident, same speed).
-        self._teacher_forced.hybridize(active, static_alloc=True, **kwargs)
-        for program in (self._encode, self._step, self._hidden_step):
-            program.hybridize(active, **kwargs)
+        super().hybridize(active, **kwargs)
+        self._hybridize_args = (active, kwargs)
+        self._programs.hybridize(active, **kwargs)
 
-    def forward(self, source, source_length, target_input, choose_next_input=None):
-        """Logits `(batch, trg_len, vocab)` for target_input `(batch, trg_len)` (starting with <s>).
+    def program(self, key: Hashable, build: Callable[["Seq2SeqModel"], HybridBlock]) -> HybridBlock:
+        """The program cached under `key`, built by `build(model)` on first use and hybridized like the model."""
+        program = self._programs.get(key)
+        if program is None:
+            program = build(self)
+            if self._hybridize_args is not None:
+                active, kwargs = self._hybridize_args
+                program.hybridize(active, **kwargs)
+            self._programs.put(key, program)
+        return program
 
-        See `target_hidden`; training calls that and `output_logits` on the unpadded positions only.
+    # ----- training -----
+    def training_logits(self, source, source_length, target_input, valid_positions,
+                        sample_mask=None) -> TrainingOutput:
+        """Logits of the positions `valid_positions` `(tokens,)` int64 of the flattened `(batch, trg_len)` target.
+
+        sample_mask None: full teacher forcing; otherwise `(batch, trg_len)` with 1 where the reference id is fed
+        (scheduled sampling; see `TrainingProgram`). Without input feeding and sampling this is one fused pass
+        over the target; otherwise the decoder is unrolled over the bucket's length inside one program.
         """
-        return self.output_logits(self.target_hidden(source, source_length, target_input, choose_next_input))
+        sampled = sample_mask is not None
+        length = target_input.shape[1] if (self.config.input_feeding or sampled) else None
+        program = self.program(("train", length, sampled), lambda m: TrainingProgram(
+            m.encoder, m.bridge, m.decoder, length, sampled))
+        if not sampled:
+            return TrainingOutput(program(source, source_length, target_input, valid_positions), None)
+        logits, fed_ids = program(source, source_length, target_input, valid_positions, sample_mask)
+        return TrainingOutput(logits, fed_ids)
 
-    def output_logits(self, hidden):
-        """The output layer: hidden `(..., rnn_num_hidden)` -> logits `(..., target_vocab)`. Imperative, so that
-        callers may pass any number of gathered rows."""
-        return self.decoder.output_layer(hidden)
+    def forward(self, source, source_length, target_input, sample_mask=None):
+        """Logits `(batch, trg_len, vocab)` for target_input `(batch, trg_len)` (starting with <s>)."""
+        batch, length = target_input.shape
+        positions = mx.nd.arange(batch * length, ctx=target_input.context, dtype="int64")
+        logits = self.training_logits(source, source_length, target_input, positions, sample_mask).logits
+        return logits.reshape((batch, length, -1))
 
-    def target_hidden(self, source, source_length, target_input, choose_next_input=None):
-        """Attention hidden states `(batch, trg_len, rnn_num_hidden)` before the output layer.
-
-        Without input feeding and without `choose_next_input` this is one fused pass over the target. Otherwise
-        the decoder runs step by step; `choose_next_input(step, logits, reference_ids)` may replace the
-        reference ids fed at the next step (scheduled sampling).
-        """
-        if not self.config.input_feeding and choose_next_input is None:
-            return self._teacher_forced(source, source_length, target_input)
-        encoded, states = self.encode(source, source_length)
-        hidden_steps = []
-        next_ids = target_input[:, 0]
-        for t in range(target_input.shape[1]):
-            outputs = self._hidden_step(next_ids, encoded.encoded, encoded.keys, encoded.source_length, *states)
-            hidden_steps.append(outputs[0])
-            states = list(outputs[1:])
-            if t + 1 < target_input.shape[1]:
-                next_ids = target_input[:, t + 1]
-                if choose_next_input is not None:
-                    next_ids = choose_next_input(t, self.output_logits(outputs[0]), next_ids)
-        return mx.nd.stack(*hidden_steps, axis=1)
-
+    # ----- inference -----
     def encode(self, source, source_length):
         """source `(batch, src_len)`, source_length `(batch,)` -> (EncodedSource, list of initial states)."""
-        outputs = self._encode(source, source_length)
+        program = self.program(("encode",), lambda m: EncodeProgram(m.encoder, m.bridge))
+        outputs = program(source, source_length)
         return EncodedSource(outputs[0], outputs[1], source_length), list(outputs[2:])
 
     def decode_step(self, previous_ids, states: List, encoded_source: EncodedSource):
         """previous_ids `(batch,)` -> logits `(batch, vocab)`, attention `(batch, src_len)`, new states."""
-        outputs = self._step(previous_ids, encoded_source.encoded, encoded_source.keys,
-                             encoded_source.source_length, *states)
+        outputs = self.decoder(previous_ids, encoded_source.encoded, encoded_source.keys,
+                               encoded_source.source_length, *states)
         return outputs[0], outputs[1], list(outputs[2:])
 
+    # ----- parameters -----
     def initialize_parameters(self, initializer, ctx):
-        """Initialize every parameter; forget-gate-agnostic, shapes are inferred where deferred."""
+        """Initialize every parameter (all shapes are known at construction)."""
         self.collect_params().initialize(initializer, ctx=ctx, force_reinit=True)
 
+    def load_parameters(self, filename, ctx=None, allow_missing=False, ignore_extra=False, **kwargs):
+        """Gluon's loader; files with the structural names of earlier versions are renamed on the way in."""
+        loaded = mx.nd.load(filename)
+        renamed = {current_parameter_name(name): value for name, value in loaded.items()}
+        if list(renamed) == list(loaded):
+            return super().load_parameters(filename, ctx, allow_missing, ignore_extra, **kwargs)
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "renamed.params")
+            mx.nd.save(path, renamed)
+            return super().load_parameters(path, ctx, allow_missing, ignore_extra or self._legacy_extras(renamed),
+                                           **kwargs)
 
-class _Program(HybridBlock):
-    """A hybridizable view on a model: shares the model's parameters, owns none of its own."""
-
-    def __init__(self, model: Seq2SeqModel):
-        super().__init__(prefix=model.prefix)
-        self.__dict__["model"] = model  # not registered as a child: the model owns the programs
-
-    def collect_params(self, select=None):
-        return self.model.collect_params(select)
-
-
-class _TeacherForcedProgram(_Program):
-    def hybrid_forward(self, F, source, source_length, target_input):
-        model = self.model
-        encoded, summary = model.encoder(source, source_length)
-        states = model.decoder.initial_states(F, summary)
-        keys = model.decoder.keys(encoded)
-        hidden, _, _ = model.decoder.run_hidden(F, target_input, states, encoded, keys, source_length)
-        return hidden
+    def _legacy_extras(self, renamed: Dict) -> bool:
+        """Old files hold an initial-state projection even for `rnn_decoder_state_init=zero`, which now has none."""
+        return self.config.rnn_decoder_state_init == "zero" and any(n.startswith("bridge.state_init.")
+                                                                     for n in renamed)
 
 
-class _EncodeProgram(_Program):
-    def hybrid_forward(self, F, source, source_length):
-        model = self.model
-        encoded, summary = model.encoder(source, source_length)
-        states = model.decoder.initial_states(F, summary)
-        return tuple([encoded, model.decoder.keys(encoded)] + states)
+class _ProgramCache:
+    """Programs by key. A plain object rather than a dict attribute: the programs are not the model's children."""
 
+    def __init__(self):
+        self._programs: Dict[Hashable, HybridBlock] = {}
 
-class _StepProgram(_Program):
-    def hybrid_forward(self, F, previous_ids, encoded, keys, source_length, *states):
-        logits, weights, new_states = self.model.decoder.run(
-            F, F.expand_dims(previous_ids, axis=1), list(states), encoded, keys, source_length, single_step=True)
-        return tuple([F.reshape(logits, shape=(0, -1)), F.reshape(weights, shape=(0, -1))] + new_states)
+    def get(self, key):
+        return self._programs.get(key)
 
+    def put(self, key, program):
+        self._programs[key] = program
 
-class _HiddenStepProgram(_Program):
-    def hybrid_forward(self, F, previous_ids, encoded, keys, source_length, *states):
-        hidden, _, new_states = self.model.decoder.run_hidden(
-            F, F.expand_dims(previous_ids, axis=1), list(states), encoded, keys, source_length, single_step=True)
-        return tuple([F.reshape(hidden, shape=(0, -1))] + new_states)
+    def hybridize(self, active, **kwargs):
+        for program in self._programs.values():
+            program.hybridize(active, **kwargs)

@@ -4,7 +4,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import List, Optional
 
 import mxnet as mx
@@ -163,17 +163,18 @@ class Seq2SeqTrainer:
         # Reseeding per update makes dropout and sampling a function of the update number: resume is exact.
         mx.random.seed(self.hp.seed * 1000003 + state.num_updates)
         self.trainer.set_learning_rate(self.schedule.rate(state.num_updates))
-        choose = self._scheduled_sampler(state.num_updates)
-        shards = batch.split_and_load(self.setup.contexts)
+        mask = self._sampling_mask(state.num_updates, batch)
+        shards = (batch if mask is None else replace(batch, sample_mask=mask)).split_and_load(
+            self.setup.contexts)
         with autograd.record():
             if self.mixed_precision:  # AMP scales the loss value: needs the differentiable loss
-                results = [self.loss(s.valid_logits(self.model, choose), s.valid_labels) for s in shards]
+                results = [self.loss(s.valid_logits(self.model), s.valid_labels) for s in shards]
                 heads = [r[0] / batch.num_target_tokens for r in results]
                 nll_sums = [r[1] for r in results]
             else:
                 # Each worker averages over its own tokens; the kvstore sums the workers; step() divides by
                 # their number. The normaliser is thus the same on every worker, whatever its batch.
-                fused = [fused_softmax_loss(s.valid_logits(self.model, choose), s.valid_labels,
+                fused = [fused_softmax_loss(s.valid_logits(self.model), s.valid_labels,
                                             self.hp.label_smoothing, 1.0 / batch.num_target_tokens) for s in shards]
                 heads, nll_sums = [f[0] for f in fused], [f[1] for f in fused]
         precision.backward(heads, self.trainer, self.mixed_precision)
@@ -193,17 +194,21 @@ class Seq2SeqTrainer:
         if state.num_updates % self.hp.log_frequency_num_batches == 0:
             self._log_progress(state)
 
-    def _scheduled_sampler(self, num_updates: int):
+    def _sampling_mask(self, num_updates: int, batch: Batch) -> Optional[np.ndarray]:
+        """Scheduled sampling's choice for every position of `batch`, or None with full teacher forcing.
+
+        `(batch, trg_len)` float32: 1 feeds the reference id, 0 the arg-max of the model's previous step (drawn
+        inside the training program). Column t + 1 is drawn after column t, one uniform number per sentence, from
+        a generator seeded by the update number, so that a resumed run draws the same masks.
+        """
         ratio = self.hp.teacher_forcing_at(num_updates)
         if ratio >= 1.0:
             return None
         rng = np.random.RandomState((self.hp.seed * 7919 + num_updates) % (2 ** 32))
-
-        def choose(step, logits, reference_ids):
-            predicted = mx.nd.argmax(logits, axis=1).detach()
-            use_reference = mx.nd.array(rng.rand(reference_ids.shape[0]) < ratio, ctx=reference_ids.context)
-            return mx.nd.where(use_reference, reference_ids, predicted)
-        return choose
+        mask = np.ones(batch.target_input.shape, dtype=np.float32)
+        for position in range(1, mask.shape[1]):
+            mask[:, position] = rng.rand(mask.shape[0]) < ratio
+        return mask
 
     def _clip_global_norm(self, num_workers: int) -> None:
         """Scale the all-reduced gradients (summed over workers) so that their mean has norm <= the limit."""

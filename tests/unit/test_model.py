@@ -191,25 +191,17 @@ def test_input_feeding_changes_the_decoder():
 
 
 @pytest.mark.parametrize("input_feeding", [False, True])
-def test_scheduled_sampling_hook(input_feeding):
-    """choose_next_input returning the reference equals teacher forcing; returning the arg-max equals greedy feed."""
+def test_scheduled_sampling_mask(input_feeding):
+    """A mask of ones equals teacher forcing; a mask of zeros feeds the model's own arg-max (greedy feed)."""
     model = tiny_model(input_feeding=input_feeding)
     source, source_length = padded(SOURCES)
     target_input, _ = padded(TARGET_INPUT)
     reference = model(source, source_length, target_input).asnumpy()
-    calls = []
-
-    def keep_reference(step, logits, reference_ids):
-        calls.append(step)
-        assert logits.shape == (3, TARGET_VOCAB)
-        return reference_ids
-    hooked = model(source, source_length, target_input, keep_reference).asnumpy()
-    np.testing.assert_allclose(hooked, reference, atol=1e-5, rtol=1e-5)
-    assert calls == [0, 1, 2, 3]
-
-    def own_prediction(step, logits, reference_ids):
-        return mx.nd.argmax(logits, axis=1)
-    sampled = model(source, source_length, target_input, own_prediction).asnumpy()
+    ones = mx.nd.ones(target_input.shape)
+    np.testing.assert_allclose(model(source, source_length, target_input, ones).asnumpy(), reference,
+                               atol=1e-5, rtol=1e-5)
+    zeros = mx.nd.zeros(target_input.shape)
+    sampled = model(source, source_length, target_input, zeros).asnumpy()
     encoded, states = model.encode(source, source_length)
     previous, expected = target_input[:, 0], []
     for _ in range(target_input.shape[1]):
