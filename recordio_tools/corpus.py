@@ -16,7 +16,7 @@ from seq2seq.data.recordio_codec import RecordWriter
 from seq2seq.data.subword import (SUBWORD_SOURCE_FILE, SUBWORD_TARGET_FILE, SubwordModel, SubwordModels,
                                   SubwordTrainingConfig, train_subword_model)
 from seq2seq.data.vocab import Vocabulary, vocabulary_from_counts
-from recordio_tools.line_blocks import LineBlocks, iter_blocks, iter_parallel_blocks
+from recordio_tools.line_blocks import DEFAULT_BLOCK_BYTES, LineBlocks, iter_blocks, iter_parallel_blocks
 from recordio_tools.progress import Progress
 from recordio_tools.token_ids import TokenIdMapper, count_tokens
 
@@ -181,7 +181,7 @@ def _encoded_blocks(source: LineBlocks, target: LineBlocks, encoder: BlockEncode
 
 def encode_corpus(source_path, target_path, source_vocab: Vocabulary, target_vocab: Vocabulary,
                   output_path, progress_enabled=True, subword: SubwordModels = None,
-                  jobs: int = None) -> EncodeStats:
+                  jobs: int = None, block_bytes: int = DEFAULT_BLOCK_BYTES) -> EncodeStats:
     """Write one record per line pair to `output_path` (atomically); pairs with an empty side are skipped.
 
     With `subword`, lines are raw text cut into SentencePiece pieces; else whitespace tokens looked up in the
@@ -192,7 +192,7 @@ def encode_corpus(source_path, target_path, source_vocab: Vocabulary, target_voc
                            text_mapper(target_vocab, subword.target if subword else None))
     progress = Progress(f"encoding {output_path}", progress_enabled)
     jobs = default_jobs() if jobs is None else max(1, jobs)
-    with LineBlocks(source_path) as source, LineBlocks(target_path) as target, \
+    with LineBlocks(source_path, block_bytes) as source, LineBlocks(target_path, block_bytes) as target, \
             RecordWriter(output_path) as writer:
         for block in _encoded_blocks(source, target, encoder, jobs):
             writer.write_encoded(block.data, block.pairs)

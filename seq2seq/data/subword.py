@@ -163,9 +163,6 @@ class SubwordModel:
                                 f"({len(self.pieces)} pieces)")
         return self._sp.decode(ids)
 
-    def pieces_of(self, ids: Sequence[int]) -> List[str]:
-        """Pieces of ids, without <pad>, <s> and </s>."""
-        return [self.pieces[int(i)] for i in ids if int(i) not in (PAD_ID, BOS_ID, EOS_ID)]
 
 
 def train_subword_model(inputs: Sequence[str], config: SubwordTrainingConfig, output_path) -> SubwordModel:
