@@ -2,8 +2,10 @@
 
     python -m seq2seq.translate --model DIR [--beam-size 5] [--reference REF] < source.txt > hyp.txt
 
-Input: one whitespace-tokenized sentence per line (OOV tokens become <unk>); output: one translation
-per line, same order. With --reference, sacreBLEU's corpus score and its signature go to stderr.
+Input: one sentence per line, whitespace-tokenized for a word-level model (OOV tokens become <unk>) or raw
+text for a model with subword models (subword.src.model, subword.trg.model); output: one translation per
+line, same order (detokenised text with subword models; an empty line gives an empty line). With
+--reference, sacreBLEU's corpus score (standard settings: cased, 13a) and its signature go to stderr.
 """
 import argparse
 import io
@@ -66,10 +68,10 @@ def decode_options(translator, args: argparse.Namespace):
 
 
 def translate_lines(translator, lines: List[str], options, chunk_size: int) -> Iterable[str]:
-    """Yield one space-joined translation per input line, in order."""
+    """Yield one translation per input line, in order: tokens joined by spaces, or detokenised text."""
     for start in range(0, len(lines), max(1, chunk_size)):
         for translation in translator.translate_text(lines[start:start + chunk_size], options):
-            yield " ".join(translation.target_tokens)
+            yield translation.text
 
 
 def corpus_bleu(hypotheses: List[str], reference_path: str):

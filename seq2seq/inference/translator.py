@@ -1,4 +1,8 @@
-"""Translates id sequences or whitespace-tokenized sentences with a trained model, in length-sorted batches."""
+"""Translates id sequences or sentences with a trained model, in length-sorted batches.
+
+Sentences are whitespace tokens for a word-level model, raw text for a model directory with subword models
+(subword.src.model / subword.trg.model): then translations carry the detokenised text and the source pieces.
+"""
 
 import math
 from dataclasses import dataclass, replace
@@ -7,6 +11,7 @@ from typing import List, Optional
 import mxnet as mx
 import numpy as np
 
+from ..data.subword import SubwordModels, load_checked_subword_models
 from ..data.vocab import Vocabulary
 from ..model.config import ModelConfig
 from ..model.seq2seq_model import Seq2SeqModel
@@ -31,10 +36,17 @@ class DecodeOptions:
 @dataclass(frozen=True)
 class Translation:
     target_ids: List[int]
-    target_tokens: List[str]
+    target_tokens: List[str]             # vocabulary tokens: words, or subword pieces
     score: float
     attention: Optional[np.ndarray]      # (len(target_ids), source_len) when requested
     source_truncated: bool
+    source_tokens: Optional[List[str]] = None   # subword models: the source pieces the model saw (truncated)
+    target_text: Optional[str] = None           # subword models: the detokenised translation
+
+    @property
+    def text(self) -> str:
+        """The translation as text: detokenised with subword models, else the tokens joined by spaces."""
+        return self.target_text if self.target_text is not None else " ".join(self.target_tokens)
 
 
 def max_output_length(config: ModelConfig, source_length: int, requested: Optional[int] = None) -> int:
@@ -50,10 +62,11 @@ class Translator:
 
     def __init__(self, model: Seq2SeqModel, source_vocab: Vocabulary, target_vocab: Vocabulary,
                  default_options: DecodeOptions = DecodeOptions(), context=None,
-                 batch_sentences: int = DEFAULT_BATCH_SENTENCES):
+                 batch_sentences: int = DEFAULT_BATCH_SENTENCES, subword: Optional[SubwordModels] = None):
         self.model = model
         self.source_vocab = source_vocab
         self.target_vocab = target_vocab
+        self.subword = subword          # None: word-level model (whitespace tokens in and out)
         self.default_options = default_options
         self.context = context or mx.cpu()
         self.batch_sentences = batch_sentences
@@ -69,10 +82,22 @@ class Translator:
         defaults = DecodeOptions(beam_size=int(config.get("beam_size", 5)),
                                  length_penalty_alpha=float(config.get("length_penalty_alpha", 1.0)),
                                  length_penalty_beta=float(config.get("length_penalty_beta", 0.0)))
-        return cls(model, source_vocab, target_vocab, defaults, context)
+        subword = load_checked_subword_models(model_dir, source_vocab, target_vocab)
+        return cls(model, source_vocab, target_vocab, defaults, context, subword=subword)
 
     def translate_text(self, sentences: List[str], options: DecodeOptions = None) -> List[Translation]:
-        return self.translate_ids([self.source_vocab.encode(s.split()) for s in sentences], options)
+        """Translate sentences: whitespace tokens (word-level model) or raw text (subword model, whose
+        translations carry `target_text` and `source_tokens`). Empty sentences give empty translations."""
+        if self.subword is None:
+            return self.translate_ids([self.source_vocab.encode(s.split()) for s in sentences], options)
+        encoded = [self.subword.source.encode_text(sentence) for sentence in sentences]
+        translations = self.translate_ids([ids for ids, _ in encoded], options)
+        return [self.with_text(translation, pieces) for translation, (_, pieces) in zip(translations, encoded)]
+
+    def with_text(self, translation: Translation, source_pieces: List[str]) -> Translation:
+        """`translation` with the detokenised target text and the source pieces (cut as the model cut them)."""
+        return replace(translation, source_tokens=list(source_pieces[:self.max_seq_len_source]),
+                       target_text=self.subword.target.decode(translation.target_ids))
 
     def translate_ids(self, sources: List[List[int]], options: DecodeOptions = None) -> List[Translation]:
         """Translate id sequences; the result keeps the input order. Empty sources give empty translations."""

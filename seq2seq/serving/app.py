@@ -79,13 +79,15 @@ def _invoke(provider, settings: ServingSettings) -> Response:
     response_type = formats.response_format(request.headers.get("Accept"), request_type)
     translator = provider.translator()
     body = _read_body(settings)
+    subword = getattr(translator, "subword", None)  # raw text in and out with subword models
     try:
-        instances = formats.parse_request(body, request_type, translator.source_vocab)
+        instances = formats.parse_request(body, request_type, translator.source_vocab, subword)
     except RecursionError:  # json's decoder recurses once per nesting level
         raise bad_request(f"request body: {request_type} nested too deeply to parse") from None
     options = [apply_overrides(translator.default_options, instance.overrides) for instance in instances]
     translations = _translate(provider, instances, options, settings.timeout_s)
-    payload = formats.render_response(translations, [o.attention_matrix for o in options], response_type)
+    payload = formats.render_response(translations, [o.attention_matrix for o in options], response_type,
+                                      subword, instances)
     response = Response(payload, status=200, mimetype=response_type)
     truncated = [str(index) for index, translation in enumerate(translations) if translation.source_truncated]
     if truncated:

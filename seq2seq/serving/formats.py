@@ -7,6 +7,12 @@
 
 Any request type can be answered in any response type (chosen by Accept). Every parse error is a
 400 that says where: instance index, line number, or record index and byte offset.
+
+With subword models (a model directory with subword.src.model and subword.trg.model), `data` and `source`
+are raw text and `target` is detokenised text; with the attention matrix a prediction also has
+`source_tokens` and `target_tokens`, the pieces its columns and rows stand for. Raw text that is empty or
+whitespace only, or that the source model knows none of (another script), is a 400 naming the instance.
+RecordIO-protobuf always carries ids.
 """
 import json
 from dataclasses import dataclass, field
@@ -45,6 +51,7 @@ class Instance:
 
     source_ids: List[int]
     overrides: Dict[str, Any] = field(default_factory=dict)
+    source_tokens: Optional[List[str]] = None    # subword pieces of raw-text input
 
 
 def request_format(content_type: Optional[str]) -> str:
@@ -69,33 +76,58 @@ def response_format(accept: Optional[str], request_type: str) -> str:
     return _ALIASES[match]
 
 
-def parse_request(body: bytes, request_type: str, source_vocab) -> List[Instance]:
-    """Instances of a request body; an empty body gives no instances. Raises 400 errors that say where."""
+def parse_request(body: bytes, request_type: str, source_vocab, subword=None) -> List[Instance]:
+    """Instances of a request body; an empty body gives no instances. Raises 400 errors that say where.
+
+    `subword` (SubwordModels or None): text is raw and cut into the source model's pieces.
+    """
     if not body.strip():
         return []
     if request_type == RECORDIO:
         return _parse_recordio(body, len(source_vocab))
     text = _decode_utf8(body)
     if request_type == JSON:
-        return _parse_json(text, source_vocab)
-    return _parse_jsonlines(text, source_vocab)
+        return _parse_json(text, source_vocab, subword)
+    return _parse_jsonlines(text, source_vocab, subword)
 
 
-def render_response(translations: Sequence, with_matrix: Sequence[bool], response_type: str) -> bytes:
-    """Response body for `translations` (in request order); `with_matrix[i]` adds instance i's attention."""
+def render_response(translations: Sequence, with_matrix: Sequence[bool], response_type: str, subword=None,
+                    instances: Sequence[Instance] = None) -> bytes:
+    """Response body for `translations` (in request order); `with_matrix[i]` adds instance i's attention.
+
+    With `subword`, targets are detokenised and matrices come with the pieces of `instances[i]`.
+    """
     if response_type == RECORDIO:
         return recordio_codec.pairs_to_bytes(([], t.target_ids) for t in translations)
-    predictions = [_prediction(t, want) for t, want in zip(translations, with_matrix)]
+    sources = [_source_pieces(instance, subword) for instance in instances] if instances else [None] * len(translations)
+    predictions = [_prediction(t, want, subword, source) for t, want, source in zip(translations, with_matrix, sources)]
     if response_type == JSON:
         return _dump_json({"predictions": predictions})
     return b"".join(_dump_json(p) + b"\n" for p in predictions)
 
 
-def _prediction(translation, with_matrix: bool) -> dict:
-    prediction = {"target": " ".join(translation.target_tokens)}
+def _prediction(translation, with_matrix: bool, subword=None, source_tokens=None) -> dict:
+    if subword is None:
+        prediction = {"target": " ".join(translation.target_tokens)}
+    else:
+        prediction = {"target": subword.target.decode(translation.target_ids)}
     if with_matrix:
-        prediction["matrix"] = np.round(_token_attention(translation), MATRIX_DECIMALS).tolist()
+        matrix = _token_attention(translation)
+        prediction["matrix"] = np.round(matrix, MATRIX_DECIMALS).tolist()
+        if subword is not None:
+            prediction["source_tokens"] = list((source_tokens or [])[:matrix.shape[1]])
+            prediction["target_tokens"] = list(translation.target_tokens)
     return prediction
+
+
+def _source_pieces(instance: Instance, subword) -> Optional[List[str]]:
+    """The source pieces of an instance (of its ids when it came as RecordIO); None for word-level models."""
+    if subword is None:
+        return None
+    if instance.source_tokens is not None:
+        return instance.source_tokens
+    pieces = subword.source.pieces
+    return [pieces[i] for i in instance.source_ids]
 
 
 def _token_attention(translation) -> np.ndarray:
@@ -137,7 +169,23 @@ def _source_ids(text: Any, source_vocab, where: str) -> List[int]:
     return source_vocab.encode(text.split())
 
 
-def _parse_json(text: str, source_vocab) -> List[Instance]:
+def _source(text: Any, source_vocab, subword, where: str, overrides=None) -> Instance:
+    """The Instance of one sentence: word ids, or for subword models the pieces of raw text (checked)."""
+    overrides = overrides or {}
+    if subword is None:
+        return Instance(_source_ids(text, source_vocab, where), overrides)
+    if not isinstance(text, str):
+        raise bad_request(f"{where}: expected a string of text, got {type(text).__name__}")
+    if not text.strip():
+        raise bad_request(f"{where}: empty text; there is nothing to translate")
+    ids, pieces = subword.source.encode_text(text)
+    if not subword.source.has_known_content(ids):
+        raise bad_request(f"{where}: none of the text is known to the model's source vocabulary (every piece is "
+                          "<unk>); is it in the language and script the model was trained on?")
+    return Instance(ids, overrides, pieces)
+
+
+def _parse_json(text: str, source_vocab, subword=None) -> List[Instance]:
     document = _load_json(text, "request body")
     if not isinstance(document, dict):
         raise bad_request(f"request body: expected an object with \"instances\", got {type(document).__name__}")
@@ -155,11 +203,11 @@ def _parse_json(text: str, source_vocab) -> List[Instance]:
         if "data" not in instance:
             raise bad_request(f"{where}: missing field \"data\"")
         own = parse_configuration(instance.get("configuration"), f"{where}.configuration")
-        parsed.append(Instance(_source_ids(instance["data"], source_vocab, f"{where}.data"), {**shared, **own}))
+        parsed.append(_source(instance["data"], source_vocab, subword, f"{where}.data", {**shared, **own}))
     return parsed
 
 
-def _parse_jsonlines(text: str, source_vocab) -> List[Instance]:
+def _parse_jsonlines(text: str, source_vocab, subword=None) -> List[Instance]:
     parsed = []
     # Split on "\n" only: str.splitlines would also split at U+2028 etc., which JSON strings may contain.
     for line_number, line in enumerate(text.split("\n"), start=1):
@@ -171,7 +219,7 @@ def _parse_jsonlines(text: str, source_vocab) -> List[Instance]:
             raise bad_request(f"{where}: expected an object with \"source\", got {type(record).__name__}")
         if "source" not in record:
             raise bad_request(f"{where}: missing field \"source\"")
-        parsed.append(Instance(_source_ids(record["source"], source_vocab, f"{where}.source")))
+        parsed.append(_source(record["source"], source_vocab, subword, f"{where}.source"))
     return parsed
 
 
