@@ -15,7 +15,8 @@ the task (lexicon + reordering + insertion) in a few minutes on two CPU cores.
 
     python -m demo.synthetic_task --output DIR [--train 8000 --validation 300 --test 100 --seed 7]
 
-writes DIR/{train,val,test}.{src,trg}: one whitespace-tokenized sentence per line.
+writes DIR/{train,val,test}.{src,trg}: one whitespace-tokenized sentence per line (with --raw, raw text:
+`The big red dog sees a small cat.`).
 """
 
 import argparse
@@ -144,17 +145,25 @@ def generate_pairs(count: int, seed: int, lexicon: Dict[str, str]) -> List[Tuple
     return pairs
 
 
+def raw_sentence(tokens: Sequence[str]) -> str:
+    """The sentence as raw text: first letter upper-cased, a full stop attached ("The dog runs.")."""
+    text = " ".join(tokens)
+    return text[:1].upper() + text[1:] + "."
+
+
 def split_sizes(train: int, validation: int, test: int) -> Dict[str, int]:
     """The split name -> size mapping used by write_corpus."""
     return dict(zip(SPLIT_NAMES, (train, validation, test)))
 
 
 def write_corpus(output_dir: str, train: int = 8000, validation: int = 300, test: int = 100,
-                 seed: int = 7, lexicon_seed: int = DEFAULT_LEXICON_SEED) -> Dict[str, Tuple[str, str]]:
+                 seed: int = 7, lexicon_seed: int = DEFAULT_LEXICON_SEED,
+                 raw: bool = False) -> Dict[str, Tuple[str, str]]:
     """Write `{split}.src` / `{split}.trg` for train, val and test; returns split -> (source, target) paths.
 
     The test sentences are drawn so that none of them also occurs in train (the demo measures
-    translation of unseen sentences). Files are written atomically.
+    translation of unseen sentences). Files are written atomically. `raw`: sentences as raw text
+    (capitalised, full stop attached, see `raw_sentence`) instead of lower-case tokens.
     """
     lexicon = make_lexicon(lexicon_seed)
     os.makedirs(output_dir, exist_ok=True)
@@ -178,8 +187,9 @@ def write_corpus(output_dir: str, train: int = 8000, validation: int = 300, test
     for name, chosen in splits.items():
         source_path = os.path.join(output_dir, f"{name}.src")
         target_path = os.path.join(output_dir, f"{name}.trg")
-        _write_lines(source_path, (" ".join(s) for s, _ in chosen))
-        _write_lines(target_path, (" ".join(t) for _, t in chosen))
+        render = raw_sentence if raw else " ".join
+        _write_lines(source_path, (render(s) for s, _ in chosen))
+        _write_lines(target_path, (render(t) for _, t in chosen))
         paths[name] = (source_path, target_path)
     return paths
 
@@ -200,9 +210,10 @@ def main(argv=None) -> int:
     parser.add_argument("--validation", type=int, default=300, help="validation pairs (default 300)")
     parser.add_argument("--test", type=int, default=100, help="test pairs (default 100)")
     parser.add_argument("--seed", type=int, default=7, help="sentence sampling seed (default 7)")
+    parser.add_argument("--raw", action="store_true", help="raw text (capitalised, full stop) instead of tokens")
     args = parser.parse_args(argv)
     for name, (source, target) in write_corpus(args.output, args.train, args.validation, args.test,
-                                               args.seed).items():
+                                               args.seed, raw=args.raw).items():
         print(f"{name}: {source} {target}")
     return 0
 

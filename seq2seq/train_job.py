@@ -20,6 +20,7 @@ from .data.batch_iterator import BucketBatchIterator
 from .data.bucketing import define_parallel_buckets, mean_length_ratio
 from .data.dataset import ParallelData, read_parallel_data
 from .data.recordio_codec import read_pairs, read_pairs_from_stream
+from .data.subword import SubwordModels, load_checked_subword_models
 from .data.vocab import Vocabulary
 from .errors import DistributedError, UserError, check_condition
 from .hyperparameters import Hyperparameters, load_hyperparameters_file
@@ -119,6 +120,10 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
     configs = read_input_data_config(paths)
     source_vocab_path, target_vocab_path = vocab_files(paths, configs)
     source_vocab, target_vocab = Vocabulary.load(source_vocab_path), Vocabulary.load(target_vocab_path)
+    subword = load_checked_subword_models(os.path.dirname(source_vocab_path), source_vocab, target_vocab)
+    if subword is not None:
+        logger.info("channel vocab: SentencePiece subword models (%s); the model will take and give raw text",
+                    "joint" if subword.joint else "separate")
     contexts = contexts_for(hp.devices)
     distributed, rank, num_workers, kvstore = None, 0, 1, local_kvstore_type(contexts)
     if resource.num_hosts > 1:  # first, so that a host failing on its data fails its peers at once
@@ -153,11 +158,12 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
                           output_data_dir=paths.output_data_dir, host=resource.current_host,
                           is_master=is_master, kvstore=kvstore, num_workers=num_workers, distributed=distributed,
                           metric_printer=lambda line: print(line, flush=True))
+    setup.subword = subword  # read by the trainer's BLEU: detokenised sacreBLEU with subword models
     trainer = Seq2SeqTrainer(setup)
     stop_signal_trainer.append(trainer)
     state = trainer.fit()
     if is_master:
-        export_model(paths, model, source_vocab, target_vocab, hp, state)
+        export_model(paths, model, source_vocab, target_vocab, hp, state, subword)
     logger.info("training %s after %d updates (%d checkpoints; best %s %.4g at checkpoint %d)",
                 "stopped on request" if trainer.interrupted else "finished", state.num_updates,
                 state.num_checkpoints, hp.optimized_metric, state.best_metric or float("nan"),
@@ -165,14 +171,15 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
 
 
 def export_model(paths: SageMakerPaths, model: Seq2SeqModel, source_vocab: Vocabulary, target_vocab: Vocabulary,
-                 hp: Hyperparameters, state: ts.TrainingState) -> None:
-    """Write /opt/ml/model from the best checkpointed parameters: params, config, vocabularies, metrics."""
+                 hp: Hyperparameters, state: ts.TrainingState, subword: Optional[SubwordModels] = None) -> None:
+    """Write /opt/ml/model from the best checkpointed parameters: params, config, vocabularies, metrics, and the
+    subword models of the vocab channel when it has them."""
     best = ts.best_params_path(paths.checkpoint_dir)
     if os.path.exists(best):
         model.load_parameters(best, ctx=model.collect_params().list_ctx())
     decode_defaults = {"beam_size": hp.beam_size, "length_penalty_alpha": hp.length_penalty_alpha,
                        "length_penalty_beta": hp.length_penalty_beta, "hyperparameters": hp.to_dict()}
-    write_model_dir(paths.model_dir, model, source_vocab, target_vocab, decode_defaults)
+    write_model_dir(paths.model_dir, model, source_vocab, target_vocab, decode_defaults, subword)
     best_record = next((r for r in state.history if r["checkpoint"] == state.best_checkpoint), None)
     atomic_write_json(os.path.join(paths.model_dir, constants.MODEL_METRICS_FILE),
                       {"best_checkpoint": best_record, "num_updates": state.num_updates,

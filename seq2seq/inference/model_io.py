@@ -1,14 +1,17 @@
-"""Reading and writing a model directory: params.best, config.json, vocab.src.json, vocab.trg.json."""
+"""Reading and writing a model directory: params.best, config.json, vocab.src.json, vocab.trg.json
+(and subword.src.model, subword.trg.model for raw-text models)."""
 
+import contextlib
 import json
 import os
-from typing import Tuple
+from typing import Optional, Tuple
 
 import mxnet as mx
 
 from .. import __version__
 from ..constants import MODEL_CONFIG_FILE, MODEL_PARAMS_FILE, MODEL_VERSION_FILE, VOCAB_SOURCE_FILE, VOCAB_TARGET_FILE
 from ..data.atomic_file import write_bytes_atomically
+from ..data.subword import SUBWORD_FILES, SUBWORD_SOURCE_FILE, SUBWORD_TARGET_FILE, SubwordModels
 from ..data.vocab import Vocabulary
 from ..errors import UserError
 from ..model.config import ModelConfig
@@ -29,14 +32,27 @@ def save_parameters_atomically(model: Seq2SeqModel, path: str) -> None:
 
 
 def write_model_dir(model_dir: str, model: Seq2SeqModel, source_vocab: Vocabulary, target_vocab: Vocabulary,
-                    extra_config: dict = None) -> None:
-    """Write everything serving needs. Each file is written atomically; config.json is written last."""
+                    extra_config: dict = None, subword: Optional[SubwordModels] = None) -> None:
+    """Write everything serving needs. Each file is written atomically; config.json is written last.
+
+    `subword`: the SentencePiece models (subword.src.model, subword.trg.model) that make the model take and
+    give raw text; without them, subword files of an earlier model in the directory are removed.
+    """
     os.makedirs(model_dir, exist_ok=True)
     save_parameters_atomically(model, os.path.join(model_dir, MODEL_PARAMS_FILE))
     source_vocab.save(os.path.join(model_dir, VOCAB_SOURCE_FILE))
     target_vocab.save(os.path.join(model_dir, VOCAB_TARGET_FILE))
+    if subword is not None:
+        subword.save(model_dir)
+    else:
+        for name in SUBWORD_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(model_dir, name))
     write_bytes_atomically(os.path.join(model_dir, MODEL_VERSION_FILE), __version__.encode())
     config = {"model": model.config.to_dict(), "version": __version__}
+    if subword is not None:
+        config["text"] = {"kind": "raw text, SentencePiece subwords", "source_model": SUBWORD_SOURCE_FILE,
+                          "target_model": SUBWORD_TARGET_FILE, "joint": subword.joint}
     config.update(extra_config or {})
     atomic_write_json(os.path.join(model_dir, MODEL_CONFIG_FILE), config)
 

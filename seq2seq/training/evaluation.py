@@ -4,6 +4,7 @@ import math
 from typing import List
 
 import sacrebleu
+import sacrebleu.metrics
 
 from ..data.batch_iterator import BucketBatchIterator, IteratorPosition
 from .loss import MaskedCrossEntropy
@@ -23,9 +24,28 @@ def perplexity_and_accuracy(model, iterator: BucketBatchIterator, ctx) -> dict:
     return {"perplexity": math.exp(min(nll_sum / tokens, 50.0)), "accuracy": correct_sum / tokens}
 
 
+class BleuScore(float):
+    """A BLEU score that knows how it was computed: `signature` is sacreBLEU's (e.g. "...|tok:13a|...")."""
+
+    def __new__(cls, value: float, signature: str):
+        score = super().__new__(cls, value)
+        score.signature = signature
+        return score
+
+    def __reduce__(self):          # copy, deepcopy and pickle keep the signature
+        return BleuScore, (float(self), self.signature)
+
+
 def corpus_bleu(hypotheses: List[str], references: List[str]) -> float:
     """sacreBLEU on already tokenized text (tokenize='none')."""
     return sacrebleu.corpus_bleu(hypotheses, [references], tokenize="none").score
+
+
+def detokenised_bleu(hypotheses: List[str], references: List[str]) -> BleuScore:
+    """sacreBLEU with its standard settings (cased, 13a tokenisation) on detokenised text."""
+    metric = sacrebleu.metrics.BLEU()
+    score = metric.corpus_score(hypotheses, [references])
+    return BleuScore(score.score, str(metric.get_signature()))
 
 
 def bleu_sample(num_sentences: int, total: int) -> range:

@@ -27,19 +27,38 @@ _LINE_METRICS = (("validation", "bleu"), ("validation", "perplexity"), ("validat
 
 
 def metric_lines(host: str, record: dict) -> List[str]:
-    """One `#quality_metric:` line per metric present in `record` (keys like `validation_bleu`)."""
+    """One `#quality_metric:` line per metric present in `record` (keys like `validation_bleu`).
+
+    A BLEU score that carries a sacreBLEU signature (subword models: detokenised text, cased, 13a) gets it
+    after the number, e.g. `... validation bleu <score>=31.2 (sacreBLEU nrefs:1|case:mixed|...|tok:13a|...)`;
+    the published regexes still match. Word-level BLEU (tokenize='none') lines stay as they were.
+    """
     lines = []
     for split, name in _LINE_METRICS:
         value = record.get(f"{split}_{name}")
         if value is not None:
-            lines.append(f"#quality_metric: host={host}, epoch={record['epoch']}, batch={record['updates']} "
-                         f"{split} {name} <score>={value:.6g}")
+            line = (f"#quality_metric: host={host}, epoch={record['epoch']}, batch={record['updates']} "
+                    f"{split} {name} <score>={value:.6g}")
+            signature = getattr(value, "signature", None)
+            if signature:
+                line += f" (sacreBLEU {signature})"
+            lines.append(line)
     return lines
+
+
+def _with_signatures(history: List[dict]) -> List[dict]:
+    """Records with a `validation_bleu_signature` entry next to each BLEU score that carries one."""
+    records = []
+    for record in history:
+        signature = getattr(record.get("validation_bleu"), "signature", None)
+        records.append(dict(record, validation_bleu_signature=signature) if signature else record)
+    return records
 
 
 def write_metric_files(output_data_dir: str, history: List[dict]) -> None:
     """metrics.json, metrics.csv and training_curves.png under /opt/ml/output/data, each atomically."""
     os.makedirs(output_data_dir, exist_ok=True)
+    history = _with_signatures(history)
     write_text_atomically(os.path.join(output_data_dir, METRICS_JSON_FILE), json.dumps(history, indent=1))
     columns = sorted({key for record in history for key in record})
     text = io.StringIO()

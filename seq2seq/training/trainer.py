@@ -307,11 +307,19 @@ class Seq2SeqTrainer:
 
     def _bleu(self) -> Optional[float]:
         """Beam-search BLEU on the validation sample, decoded in chunks; None if a stop is requested meanwhile
-        (a full-set beam search on CPU can take longer than SageMaker's 120 s between SIGTERM and SIGKILL)."""
+        (a full-set beam search on CPU can take longer than SageMaker's 120 s between SIGTERM and SIGKILL).
+
+        Word-level models: sacreBLEU on the tokens as they are (tokenize='none'). With subword models
+        (`setup.subword`): hypotheses and references detokenised, sacreBLEU's standard settings (cased,
+        13a); the score carries its signature, which the metric line and files show.
+        """
+        from .evaluation import detokenised_bleu
+
         data = self.setup.validation_data
+        subword = getattr(self.setup, "subword", None)
         indices = list(bleu_sample(self.hp.bleu_sample_size, len(data)))
         translator = Translator(self.model, self.setup.source_vocab, self.setup.target_vocab,
-                                context=self.setup.contexts[0])
+                                context=self.setup.contexts[0], subword=subword)
         options = DecodeOptions(beam_size=self.hp.beam_size, length_penalty_alpha=self.hp.length_penalty_alpha,
                                 length_penalty_beta=self.hp.length_penalty_beta)
         hypotheses, references = [], []
@@ -320,9 +328,13 @@ class Seq2SeqTrainer:
                 return None
             chunk = indices[start:start + BLEU_CHUNK_SENTENCES]
             translations = translator.translate_ids([list(data.sources[i]) for i in chunk], options)
-            hypotheses += [" ".join(t.target_tokens) for t in translations]
-            references += [" ".join(self.setup.target_vocab.decode(list(data.targets[i]))) for i in chunk]
-        return corpus_bleu(hypotheses, references)
+            if subword is None:
+                hypotheses += [" ".join(t.target_tokens) for t in translations]
+                references += [" ".join(self.setup.target_vocab.decode(list(data.targets[i]))) for i in chunk]
+            else:
+                hypotheses += [subword.target.decode(t.target_ids) for t in translations]
+                references += [subword.target.decode(data.targets[i]) for i in chunk]
+        return corpus_bleu(hypotheses, references) if subword is None else detokenised_bleu(hypotheses, references)
 
     def _save_best(self) -> None:
         path = ts.best_params_path(self.setup.checkpoint_dir)
