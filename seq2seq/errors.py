@@ -42,6 +42,14 @@ class HyperparameterError(UserError):
     """An invalid or unknown hyperparameter; the message names it and its allowed values."""
 
 
+class CheckpointError(UserError):
+    """A damaged or unusable checkpoint in /opt/ml/checkpoints; the message names the file and the fault."""
+
+
+class StorageError(Seq2SeqError):
+    """A file could not be written (full disk, no permission); the message names the file and the cause."""
+
+
 class DistributedError(Seq2SeqError):
     """A peer in multi-host training died or could not be reached."""
 

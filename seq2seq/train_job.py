@@ -4,6 +4,7 @@ Exit codes: 0 success (or clean stop on SIGTERM, resumable), 2 user error, 1 int
 /opt/ml/output/failure say what went wrong and where; the traceback goes to the log.
 """
 
+import errno
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ from .data.dataset import ParallelData, read_parallel_data
 from .data.recordio_codec import read_pairs, read_pairs_from_stream
 from .data.subword import SubwordModels, load_checked_subword_models
 from .data.vocab import Vocabulary
-from .errors import DistributedError, UserError, check_condition
+from .errors import DistributedError, StorageError, UserError, check_condition
 from .hyperparameters import Hyperparameters, load_hyperparameters_file
 from .inference.model_io import write_model_dir, atomic_write_json
 from .model.config import ModelConfig
@@ -35,6 +36,7 @@ from .training.precision import enable_mixed_precision
 from .training.trainer import Seq2SeqTrainer, TrainingSetup
 
 logger = logging.getLogger("seq2seq.train")
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
 
 
 def configure_logging() -> None:
@@ -43,10 +45,44 @@ def configure_logging() -> None:
 
 
 def write_failure(paths: SageMakerPaths, reason: str) -> None:
-    """Write the failure reason unless one is already there (the first failure is the real one)."""
-    os.makedirs(paths.output_dir, exist_ok=True)
-    if not os.path.exists(paths.failure_file):
-        write_text_atomically(paths.failure_file, reason.rstrip() + "\n")
+    """Write the failure reason unless one is already there (the first failure is the real one).
+
+    When /opt/ml/output cannot be written either, the reason goes to stderr (SageMaker's log) instead."""
+    try:
+        os.makedirs(paths.output_dir, exist_ok=True)
+        if not os.path.exists(paths.failure_file):
+            write_text_atomically(paths.failure_file, reason.rstrip() + "\n")
+    except OSError as error:
+        print(f"cannot write {paths.failure_file} ({error.strerror or error}); the failure was: {reason}",
+              file=sys.stderr, flush=True)
+
+
+def check_writable(paths: SageMakerPaths, is_master: bool) -> None:
+    """Fail at the start, naming the directory, when one the job must write is not writable (instead of after
+    hours of training): /opt/ml/output and /opt/ml/checkpoints on every host, /opt/ml/model on the master."""
+    purposes = [(paths.output_dir, "the success/failure files and metrics"),
+                (paths.checkpoint_dir, "the checkpoints that make the job resumable")]
+    if is_master:
+        purposes.append((paths.model_dir, "the trained model"))
+    for directory, purpose in purposes:
+        probe = os.path.join(directory, f".write-test-{os.getpid()}")
+        try:
+            os.makedirs(directory, exist_ok=True)
+            with open(probe, "wb") as stream:
+                stream.write(b"0")
+            os.remove(probe)
+        except OSError as error:
+            code = f" ({errno.errorcode[error.errno]})" if error.errno in errno.errorcode else ""
+            raise StorageError(f"{directory} is not writable: {error.strerror or error}{code}; the job writes "
+                               f"{purpose} there") from error
+
+
+def storage_reason(error: OSError) -> str:
+    """The failure line of an OSError from writing an output (full disk, no permission, read-only)."""
+    code = f" ({errno.errorcode[error.errno]})" if error.errno in errno.errorcode else ""
+    where = f" {error.filename}" if error.filename else ""
+    return (f"StorageError: cannot write{where}: {error.strerror or error}{code}; files already in place are "
+            f"untouched (each is written to a temporary file and renamed)")
 
 
 def clear_previous_outcome(paths: SageMakerPaths) -> None:
@@ -117,6 +153,7 @@ def build_iterators(hp: Hyperparameters, train: ParallelData, validation: Parall
 def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, distributed_holder: list) -> None:
     """The whole job; raises on any failure (the caller's funnel reports it)."""
     resource = read_resource_config(paths)
+    check_writable(paths, resource.is_master)
     configs = read_input_data_config(paths)
     source_vocab_path, target_vocab_path = vocab_files(paths, configs)
     source_vocab, target_vocab = Vocabulary.load(source_vocab_path), Vocabulary.load(target_vocab_path)
@@ -209,6 +246,16 @@ def main() -> int:
         code = 2
         logger.error("training failed (user error): %s\n%s", error, traceback.format_exc())
         write_failure(paths, f"UserError: {error}")
+    except StorageError as error:
+        code = 1
+        logger.error("training failed (storage): %s\n%s", error, traceback.format_exc())
+        write_failure(paths, f"StorageError: {error}")
+    except OSError as error:  # an unwrapped write failure (model export, metric files)
+        code = 1
+        logger.error("training failed (storage): %s\n%s", error, traceback.format_exc())
+        write_failure(paths, storage_reason(error) if error.errno in STORAGE_ERRNOS else
+                      f"InternalError: {type(error).__name__}: {error}. This is a fault of the training job, not of "
+                      "the input; see the log for the traceback.")
     except DistributedError as error:
         code = 1
         logger.error("training failed (multi-host): %s\n%s", error, traceback.format_exc())

@@ -44,7 +44,7 @@ def body_timeout(content_length, timeout_s: float, error: Exception) -> UserErro
     """The client stopped sending the body (408); the connection is closed after the answer."""
     expected = "the chunked body" if content_length is None else f"all {content_length} announced bytes"
     return UserError(f"request body incomplete: nothing more arrived for {timeout_s:g} s (SEQ2SEQ_BODY_TIMEOUT) "
-                     f"before {expected} were received ({type(error).__name__})", status=408)
+                     f"before {expected} arrived ({type(error).__name__})", status=408)
 
 
 def body_truncated(received: int, content_length: int) -> UserError:

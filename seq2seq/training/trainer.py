@@ -87,13 +87,33 @@ class Seq2SeqTrainer:
         self.stop_requested = True
 
     def _restore(self) -> ts.TrainingState:
-        state = ts.load_training_state(self.setup.checkpoint_dir)
+        """The saved training state with parameters and optimizer state loaded, or a fresh state.
+
+        A damaged checkpoint (see ts.load_training_state) or one that does not fit this model raises
+        CheckpointError naming the file: training never silently starts from scratch over it."""
+        checkpoint_dir = self.setup.checkpoint_dir
+        state = ts.load_training_state(checkpoint_dir)
         if state is None:
             return ts.TrainingState(lr_schedule=self.schedule.state_dict(), hyperparameters=self.hp.to_dict())
-        self.model.load_parameters(ts.params_path(self.setup.checkpoint_dir), ctx=self.setup.contexts)
-        self.trainer.load_states(ts.optimizer_path(self.setup.checkpoint_dir))
-        self.schedule = LearningRateSchedule.from_state_dict(state.lr_schedule)
-        logger.info("resumed from %s at update %d (epoch %d, batch %d)", self.setup.checkpoint_dir,
+        changed = sorted(name for name, value in self.hp.to_dict().items()
+                         if name in state.hyperparameters and state.hyperparameters[name] != value)
+        hint = ("; it was written with other hyperparameters: " + ", ".join(
+            f"{name} {state.hyperparameters[name]!r} then, {self.hp.to_dict()[name]!r} now" for name in changed[:6])
+            if changed else "")
+        for path, load in ((ts.params_path(checkpoint_dir),
+                            lambda p: self.model.load_parameters(p, ctx=self.setup.contexts)),
+                           (ts.optimizer_path(checkpoint_dir), self.trainer.load_states)):
+            try:
+                load(path)
+            except Exception as error:  # MXNetError, AssertionError, pickle or value errors from a bad file
+                reason = ts.short_reason(error)
+                raise ts.damaged(path, f"cannot be loaded ({type(error).__name__}: {reason}){hint}") from error
+        try:
+            self.schedule = LearningRateSchedule.from_state_dict(state.lr_schedule)
+        except Exception as error:
+            raise ts.damaged(os.path.join(ts.state_dir(checkpoint_dir), ts.STATE_FILE),
+                             f"has an unusable lr_schedule ({type(error).__name__}: {error})") from error
+        logger.info("resumed from %s at update %d (epoch %d, batch %d)", checkpoint_dir,
                     state.num_updates, state.epoch, state.batch_index)
         return state
 
@@ -337,15 +357,21 @@ class Seq2SeqTrainer:
         return corpus_bleu(hypotheses, references) if subword is None else detokenised_bleu(hypotheses, references)
 
     def _save_best(self) -> None:
+        """Write params.best atomically; a failing write keeps the previous one and raises StorageError."""
         path = ts.best_params_path(self.setup.checkpoint_dir)
-        os.makedirs(self.setup.checkpoint_dir, exist_ok=True)
-        temp = path + ".tmp"
-        self.model.save_parameters(temp)
-        os.replace(temp, path)
+        try:
+            os.makedirs(self.setup.checkpoint_dir, exist_ok=True)
+        except OSError as error:
+            raise ts.storage_error("create the checkpoint directory", self.setup.checkpoint_dir, error,
+                                   "nothing was written") from error
+        ts.save_file_atomically(path, self.model.save_parameters,
+                                "the previous best parameters are intact" if os.path.exists(path)
+                                else "no best parameters were written")
         if self.setup.on_improved is not None:
             self.setup.on_improved(path)
 
     def _save_state(self, state: ts.TrainingState) -> None:
+        """The full training state (see ts.save_training_state: atomic, StorageError on a failing write)."""
         ts.save_training_state(self.setup.checkpoint_dir, state, self.model.save_parameters,
                                self.trainer.save_states)
 

@@ -137,7 +137,7 @@ def test_a_body_that_stops_half_way_gets_408_and_frees_the_thread(server):
     head, _, payload = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408"), answer[:300]
     assert json.loads(payload)["error"] == (f"request body incomplete: nothing more arrived for {BODY_TIMEOUT_S} s "
-                                            "(SEQ2SEQ_BODY_TIMEOUT) before all 1000 announced bytes were received "
+                                            "(SEQ2SEQ_BODY_TIMEOUT) before all 1000 announced bytes arrived "
                                             "(TimeoutError)")
     assert BODY_TIMEOUT_S - 0.5 < elapsed < BODY_TIMEOUT_S + 10
     assert requests.get(server.url + "/ping", timeout=2).status_code == 200
