@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 2
 export OMP_WAIT_POLICY ?= PASSIVE
 export MXNET_SUBGRAPH_VERBOSE := 0
 
-.PHONY: install test test-system demo bench-recordio bench-train bench-quality bench-serve image image-test image-gpu-check clean
+.PHONY: install test test-system demo bench-recordio bench-train bench-quality bench-serve bench-soak image image-test image-gpu-check clean
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ test: install
 	$(PY) -m pytest -q tests
 
 test-system: install
-	$(PY) -m pytest -q -m system tests
+	$(PY) -m pytest -q -m system tests/system tests/unit tests/integration
 
 demo: install
 	$(PY) -m demo.run_demo
@@ -39,6 +39,10 @@ bench-quality: install
 bench-serve: install
 	$(PY) -m bench.bench_serve
 
+# 16 clients, 5 minutes of mixed requests (SOAK_ARGS=--quick for a 20 s smoke run)
+bench-soak: install
+	$(PY) -m bench.bench_soak $(SOAK_ARGS)
+
 image:
 	bash container/build_image.sh cpu
 
@@ -47,6 +51,12 @@ image-test: install
 
 image-gpu-check:
 	bash container/build_image.sh gpu && bash container/gpu_ldd_check.sh
+
+# On a machine with an NVIDIA GPU and driver: its own venv (build/gpu-venv), the gpu tests, 200-update
+# fp32/fp16 training, decoding and a served request; without a GPU it says so and exits 0.
+.PHONY: gpu-smoke
+gpu-smoke:
+	$(PYTHON) bench/gpu_smoke.py
 
 clean:
 	rm -rf $(VENV) build demo_run
