@@ -3,7 +3,7 @@
     <base>/input/config/hyperparameters.json     every value a string, as SageMaker writes it
     <base>/input/data/train/train.rec
     <base>/input/data/validation/val.rec
-    <base>/input/data/vocab/vocab.src.json, vocab.trg.json
+    <base>/input/data/vocab/vocab.src.json, vocab.trg.json (and subword.src.model, subword.trg.model if prepared)
     <base>/model/  <base>/output/  <base>/checkpoints/   empty, written by `train`
 
 `python -m demo.sagemaker_tree --prepared DIR --base BASE --hyperparameters '{"batch_size": 32}'`
@@ -17,6 +17,7 @@ import shutil
 from typing import Dict, Mapping
 
 from seq2seq import constants
+from seq2seq.data.subword import SUBWORD_FILES
 
 CHANNEL_FILES = {
     constants.TRAIN_CHANNEL: (constants.TRAIN_FILE,),
@@ -37,7 +38,7 @@ def hyperparameters_as_strings(hyperparameters: Mapping[str, object]) -> Dict[st
 
 def build_training_tree(base_dir: str, prepared_dir: str, hyperparameters: Mapping[str, object],
                         writable_by_all: bool = False) -> Dict[str, str]:
-    """Copy the four files `recordio_tools prepare` wrote in `prepared_dir` into the channels under
+    """Copy the files `recordio_tools prepare` wrote in `prepared_dir` into the channels under
     `base_dir`, write hyperparameters.json, create the output directories; returns the channel dirs.
 
     `writable_by_all` opens model/, output/ and checkpoints/ to every user (mode 0777), for a
@@ -52,6 +53,10 @@ def build_training_tree(base_dir: str, prepared_dir: str, hyperparameters: Mappi
             if not os.path.isfile(source):
                 raise FileNotFoundError(f"{source} is missing: run `python -m recordio_tools prepare` first")
             shutil.copyfile(source, os.path.join(directory, name))
+        if channel == constants.VOCAB_CHANNEL:      # raw-text setups: the subword models travel with the vocab
+            for name in SUBWORD_FILES:
+                if os.path.isfile(os.path.join(prepared_dir, name)):
+                    shutil.copyfile(os.path.join(prepared_dir, name), os.path.join(directory, name))
         channel_dirs[channel] = directory
     config_dir = os.path.join(base_dir, "input", "config")
     os.makedirs(config_dir, exist_ok=True)
