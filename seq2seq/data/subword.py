@@ -174,7 +174,8 @@ def train_subword_model(inputs: Sequence[str], config: SubwordTrainingConfig, ou
     sentencepiece.set_random_generator_seed(config.seed)
     try:
         sentencepiece.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences), model_writer=writer, model_type=config.model_type, vocab_size=config.vocab_size,
+            sentence_iterator=iter(sentences), model_writer=writer, model_type=config.model_type,
+            vocab_size=config.vocab_size,
             character_coverage=config.character_coverage, input_sentence_size=config.input_sentence_size,
             shuffle_input_sentence=True, max_sentence_length=config.max_sentence_length,
             num_threads=config.num_threads, hard_vocab_limit=False,

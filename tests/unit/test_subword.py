@@ -17,7 +17,8 @@ ENGLISH = ["A man in a blue shirt is riding a bike.", "Two dogs play in the snow
            "isn't it?", "She said: \"yes\", then left.", "Children (three of them) run; 42 birds fly.",
            "Zoë eats crème brûlée at 5:30 pm."]
 GERMAN = ["Ein Mann in einem blauen Hemd fährt Fahrrad.", "Zwei Hunde spielen im Schnee!", "Die Fassade des Cafés "
-          "ist naiv – nicht wahr?", "Sie sagte: „ja“, dann ging sie.", "Kinder (drei davon) laufen; 42 Vögel fliegen.",
+          "ist naiv – nicht wahr?", "Sie sagte: „ja“, dann ging sie.",
+          "Kinder (drei davon) laufen; 42 Vögel fliegen.",
           "Zoë isst Crème brûlée um 17:30 Uhr — straße, Größe, Übermaß."]
 
 
@@ -87,8 +88,8 @@ def test_subword_vocab_json_is_amazons_format_with_every_piece_of_the_model(tmp_
         pieces = {processor.id_to_piece(i): i for i in range(processor.get_piece_size())}
         assert vocab == pieces                       # every piece present, at its SentencePiece id
         assert len(vocab) > 4 and "\u2581" in "".join(vocab)
-    same = (tmp_path / "out" / SUBWORD_SOURCE_FILE).read_bytes() == (tmp_path / "out" / SUBWORD_TARGET_FILE).read_bytes()
-    assert same == joint
+    models = [(tmp_path / "out" / name).read_bytes() for name in (SUBWORD_SOURCE_FILE, SUBWORD_TARGET_FILE)]
+    assert (models[0] == models[1]) == joint
     if joint:
         source_vocab, _ = independent_vocab(tmp_path / "out" / "vocab.src.json")
         assert "ß" in "".join(source_vocab) and "é" in "".join(source_vocab)
