@@ -56,8 +56,12 @@ def worker(args) -> None:
     from recordio_tools import corpus  # noqa: F401
     wall, cpu = time.perf_counter(), time.process_time()
     vocabs, counts = _run_stage(args.impl, args.stage, args.source, args.target, args.vocab_dir, args.output)
-    result = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
-              "max_rss_mb": _peak_rss_mb()}
+    # Encoding runs in worker processes: their CPU counts too (they have exited by now), and the peak RSS
+    # is the larger of this process's and the largest worker's.
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = {"wall_s": time.perf_counter() - wall,
+              "cpu_s": time.process_time() - cpu + children.ru_utime + children.ru_stime,
+              "max_rss_mb": max(_peak_rss_mb(), children.ru_maxrss / 1024)}
     if counts:
         result["pairs"], result["skipped"] = counts
     if vocabs:
