@@ -101,15 +101,18 @@ class Decoder(HybridBlock):
         """target_ids `(batch, steps)` -> time-major embeddings `(steps, batch, embed)`, dropout applied."""
         return F.transpose(self.embed_dropout(self.embedding(target_ids)), axes=(1, 0, 2))
 
-    def run_hidden(self, F, embedded, states, encoded, keys, source_length, whole_sequence=False):
+    def run_hidden(self, F, embedded, states, encoded, keys, source_length, whole_sequence=False,
+                   for_training=False):
         """Run the RNN layers and the attention over `steps` target positions.
 
         embedded `(steps, batch, embed)` time-major; states: list of `(batch, hidden)`. `whole_sequence` runs each
-        layer with the fused RNN operator (any `steps`, no input feeding); otherwise steps must be 1.
+        layer with the fused RNN operator (any `steps`, no input feeding); otherwise steps must be 1, and
+        `for_training` picks the attention's formulation with the cheaper backward pass.
         Returns the attention hidden states `(batch, steps, hidden)` (before the output layer), the attention
         weights `(batch, steps, src_len)` and the new states.
         """
         config = self._config
+        one_step = for_training and not whole_sequence
         layer_input = embedded
         if config.input_feeding:
             layer_input = F.concat(embedded, F.expand_dims(states[-1], axis=0), dim=2)
@@ -123,13 +126,14 @@ class Decoder(HybridBlock):
             if previous_output is not None and self._residual(index + 1):
                 output = output + previous_output
             if index == 0 and self._attention_below:
-                context, weights = self.attention(F.transpose(output, axes=(1, 0, 2)), keys, encoded, source_length)
+                context, weights = self.attention(F.transpose(output, axes=(1, 0, 2)), keys, encoded, source_length,
+                                                  one_step)
             previous_output = output
             layer_input = F.concat(output, F.transpose(context, axes=(1, 0, 2)), dim=2) if self._attention_below \
                 else output
         top = F.transpose(previous_output, axes=(1, 0, 2))                       # (batch, steps, hidden)
         if context is None:
-            context, weights = self.attention(top, keys, encoded, source_length)
+            context, weights = self.attention(top, keys, encoded, source_length, one_step)
         attention_hidden = self.hidden_dropout(self.attention_hidden(F.concat(top, context, dim=2)))
         if config.input_feeding:
             new_states.append(F.reshape(attention_hidden, shape=(-3, -2)))

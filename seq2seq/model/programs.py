@@ -75,7 +75,8 @@ class TrainingProgram(HybridBlock):
         hidden = []
         for t in range(self._target_length):
             step_input = steps if self._target_length == 1 else steps[t]
-            step_hidden, _, states = decoder.run_hidden(F, step_input, states, encoded, keys, source_length)
+            step_hidden, _, states = decoder.run_hidden(F, step_input, states, encoded, keys, source_length,
+                                                        for_training=True)
             hidden.append(step_hidden)                                        # (batch, 1, hidden)
         hidden = F.concat(*hidden, dim=1) if len(hidden) > 1 else hidden[0]
         return decoder.output_layer(F.take(F.reshape(hidden, shape=(-3, -2)), valid_positions))
@@ -87,7 +88,7 @@ class TrainingProgram(HybridBlock):
         ids, fed, logits = reference[0], [reference[0]], []
         for t in range(length):
             step_hidden, _, states = decoder.run_hidden(F, decoder.embed(F, F.expand_dims(ids, axis=1)), states,
-                                                        encoded, keys, source_length)
+                                                        encoded, keys, source_length, for_training=True)
             step_logits = decoder.output_layer(F.reshape(step_hidden, shape=(-3, -2)))   # (batch, vocab)
             logits.append(step_logits)
             if t + 1 < length:
