@@ -14,6 +14,7 @@ from mxnet import autograd, gluon
 from ..data.batch import Batch
 from ..data.batch_iterator import BucketBatchIterator, IteratorPosition
 from ..data.dataset import ParallelData
+from ..data.subword import SubwordModels
 from ..data.vocab import Vocabulary
 from ..hyperparameters import Hyperparameters
 from ..inference.translator import DecodeOptions, Translator
@@ -53,6 +54,7 @@ class TrainingSetup:
     on_improved: object = None          # callback(best params path) when a new best checkpoint was saved
     metric_printer: object = print
     extra_state: dict = field(default_factory=dict)
+    subword: Optional[SubwordModels] = None   # the vocab channel's SentencePiece models: BLEU on detokenised text
 
 
 class Seq2SeqTrainer:
@@ -336,7 +338,7 @@ class Seq2SeqTrainer:
         from .evaluation import detokenised_bleu
 
         data = self.setup.validation_data
-        subword = getattr(self.setup, "subword", None)
+        subword = self.setup.subword
         indices = list(bleu_sample(self.hp.bleu_sample_size, len(data)))
         translator = Translator(self.model, self.setup.source_vocab, self.setup.target_vocab,
                                 context=self.setup.contexts[0], subword=subword)
