@@ -26,7 +26,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -213,11 +212,9 @@ def _env(args) -> dict:
 
 
 def write_json_atomic(path: Path, obj) -> None:
+    from seq2seq.data.atomic_file import write_text_atomically
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False)
-        f.write("\n")
-    os.replace(f.name, path)
+    write_text_atomically(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 
 
 def print_table(results: dict) -> None:

@@ -6,7 +6,7 @@ Sentences are whitespace tokens for a word-level model, raw text for a model dir
 
 import math
 from dataclasses import dataclass, replace
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import mxnet as mx
 import numpy as np
@@ -62,8 +62,10 @@ class Translator:
 
     def __init__(self, model: Seq2SeqModel, source_vocab: Vocabulary, target_vocab: Vocabulary,
                  default_options: DecodeOptions = DecodeOptions(), context=None,
-                 batch_sentences: int = DEFAULT_BATCH_SENTENCES, subword: Optional[SubwordModels] = None):
+                 batch_sentences: int = DEFAULT_BATCH_SENTENCES, subword: Optional[SubwordModels] = None,
+                 search: Callable = beam_search):
         self.model = model
+        self.search = search            # beam_search's signature; the decoding benchmark passes its reference
         self.source_vocab = source_vocab
         self.target_vocab = target_vocab
         self.subword = subword          # None: word-level model (whitespace tokens in and out)
@@ -122,7 +124,7 @@ class Translator:
         for row, source in enumerate(sources):
             padded[row, :len(source)] = source
         max_lengths = np.array([max_output_length(self.model.config, n, options.max_output_length) for n in lengths])
-        hypotheses = beam_search(self.model, mx.nd.array(padded, ctx=self.context),
+        hypotheses = self.search(self.model, mx.nd.array(padded, ctx=self.context),
                                  mx.nd.array(lengths, ctx=self.context), max_lengths, options.beam_size,
                                  options.length_penalty_alpha, options.length_penalty_beta,
                                  options.attention_matrix)
