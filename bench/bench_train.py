@@ -42,6 +42,7 @@ import tempfile
 from pathlib import Path
 
 from bench import onmt_peer, small_model, sockeye_peer
+from bench.job_runner import run_training_job
 from bench.prepare_multi30k import prepare
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -147,16 +148,8 @@ def train_ours(data, work_dir: Path, variant: dict, max_updates: int, warmup_upd
     """One run of our training job; returns ``summarise_ours`` of its log."""
     base = Path(tempfile.mkdtemp(prefix="opt_ml_", dir=work_dir))
     make_job_tree(base, data.rec_dir, job_hyperparameters(variant, max_updates, log_every, seed))
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    env.update(sockeye_peer.omp_env(threads, wait_policy), SAGEMAKER_BASE_DIR=str(base),
-               MXNET_SUBGRAPH_VERBOSE="0", PYTHONPATH=str(REPO_ROOT))
     name = "-".join(f"{k}={v}" for k, v in sorted(variant.items()))
-    run = sockeye_peer.run_measured([sys.executable, "-m", "seq2seq.train_job"], env,
-                                    work_dir / f"ours_{name}_{seed}.log", cwd=REPO_ROOT)
-    if run.returncode != 0:
-        failure = base / "output" / "failure"
-        reason = failure.read_text()[:1000] if failure.exists() else run.log_text()[-2000:]
-        raise RuntimeError(f"training job failed (exit {run.returncode}): {reason}")
+    run = run_training_job(base, threads, wait_policy, work_dir / f"ours_{name}_{seed}.log")
     return summarise_ours(run.log_text(), log_every, warmup_updates,
                           sockeye_peer.mean_target_length(data.train_target), run.peak_rss_mib,
                           run.wall_s)

@@ -16,7 +16,6 @@ Used by ``bench.bench_train``; ``python -m bench.small_model [--long 1000 --shor
 """
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from bench import sockeye_peer
+from bench.job_runner import run_training_job
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "build" / "small-model"
@@ -93,15 +93,8 @@ def run_job(rec_dir: Path, work_dir: Path, variant: str, updates: int, log_every
     work_dir.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix=f"small_{variant}_{updates}_", dir=work_dir))
     make_job_tree(base, rec_dir, hps)
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    env.update(sockeye_peer.omp_env(threads, wait_policy), SAGEMAKER_BASE_DIR=str(base),
-               MXNET_SUBGRAPH_VERBOSE="0", PYTHONPATH=str(REPO_ROOT))
-    run = sockeye_peer.run_measured([sys.executable, "-m", "seq2seq.train_job"], env,
-                                    work_dir / f"small_{variant}_{updates}_{seed}.log", cwd=REPO_ROOT)
-    if run.returncode != 0:
-        failure = base / "output" / "failure"
-        reason = failure.read_text()[:1000] if failure.exists() else run.log_text()[-2000:]
-        raise RuntimeError(f"small-model training job failed (exit {run.returncode}): {reason}")
+    run = run_training_job(base, threads, wait_policy, work_dir / f"small_{variant}_{updates}_{seed}.log",
+                           "small-model training job")
     return {"updates": updates, "wall_s": run.wall_s, "peak_rss_mib": run.peak_rss_mib,
             "progress": parse_progress(run.log_text(), log_every)}
 
