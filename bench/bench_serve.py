@@ -79,7 +79,7 @@ def length_ratio(source_path: Path, target_path: Path) -> tuple:
 def reference_model(data, work_dir: Path) -> Path:
     """The random reference-size model (seed 0), rebuilt only when missing."""
     from seq2seq.data.vocab import build_vocabulary
-    from seq2seq.inference.model_io import save_untrained_model
+    from tests.untrained_model import save_untrained_model
 
     model_dir = work_dir / "random_reference_model"
     stamp = model_dir / "bench_stamp.json"

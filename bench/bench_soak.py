@@ -66,7 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def soak_model(work_dir: Path) -> tuple:
     """(model dir, sentences): the random soak model, rebuilt only when its settings change."""
     from seq2seq.data.vocab import build_vocabulary
-    from seq2seq.inference.model_io import save_untrained_model
+    from tests.untrained_model import save_untrained_model
 
     rng = random.Random(0)
     words = [f"w{i}" for i in range(VOCAB_WORDS)]

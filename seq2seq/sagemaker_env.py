@@ -282,8 +282,3 @@ def resolve_host(name: str, retries: int = 30, delay_seconds: float = 1.0) -> st
                 time.sleep(delay_seconds)
     raise DistributedError(f"cannot resolve host '{name}' after {retries + 1} attempts "
                            f"over {retries * delay_seconds:g} s: {last_error}")
-
-
-def resolve_hosts(config: ResourceConfig, retries: int = 30, delay_seconds: float = 1.0) -> dict:
-    """`{host: ip}` for every host of the job."""
-    return {host: resolve_host(host, retries, delay_seconds) for host in config.hosts}

@@ -1,7 +1,7 @@
 """Sentence pairs in memory: read through the codec, validated against the vocabularies, truncated."""
 
 from dataclasses import dataclass, field
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Tuple
 
 import numpy as np
 
@@ -27,9 +27,6 @@ class ParallelData:
     @property
     def target_lengths(self) -> np.ndarray:
         return np.fromiter((len(t) for t in self.targets), dtype=np.int64, count=len(self.targets))
-
-    def select(self, indices: Sequence[int]) -> "ParallelData":
-        return ParallelData([self.sources[i] for i in indices], [self.targets[i] for i in indices])
 
 
 def _check_ids(ids: np.ndarray, vocab_size: int, side: str, where: str) -> None:

@@ -23,9 +23,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
-
-import numpy as np
+from typing import Callable, Optional
 
 from seq2seq.errors import DistributedError, UserError
 from seq2seq.training.peer_watchdog import PeerWatchdog
@@ -253,42 +251,3 @@ def start_parameter_server(resource_config, ps_port: int, verbose: int = 0, *,
     threading.Thread(target=setup._monitor_processes, name="ps-lite-monitor", daemon=True).start()
     os.environ.update(role_environment("worker", master_ip, ps_port, len(hosts), node_ip, verbose))
     return setup
-
-
-def shard_indices(num_examples: int, rank: int, num_workers: int) -> np.ndarray:
-    """Indices of this worker's shard: every `num_workers`-th example from `rank`, shape (n,).
-
-    The shards of ranks 0..num_workers-1 are disjoint, cover every example, and differ in size
-    by at most one. Works on a stream too: keep record i when `i % num_workers == rank`.
-    """
-    if num_workers < 1 or not 0 <= rank < num_workers:
-        raise ValueError(f"rank {rank} is not in 0..{num_workers - 1}")
-    return np.arange(rank, num_examples, num_workers, dtype=np.int64)
-
-
-def shard_batch_counts(num_examples: int, num_workers: int,
-                       count_batches: Callable[[np.ndarray], int]) -> list:
-    """Batches per epoch of every worker's shard, computed locally from the shared record list.
-
-    count_batches(indices) -> int: this job's batching rule applied to one shard's indices.
-    """
-    return [int(count_batches(shard_indices(num_examples, rank, num_workers)))
-            for rank in range(num_workers)]
-
-
-def updates_per_epoch(batch_counts: Sequence[int], hosts: Sequence[str] = None) -> int:
-    """The number of updates every worker runs per epoch: the smallest shard's batch count.
-
-    `dist_sync` hangs or mixes steps when workers run different numbers of updates, so every
-    worker stops its epoch after this many batches. UserError when a shard has no batch.
-    """
-    counts = [int(count) for count in batch_counts]
-    if not counts:
-        raise ValueError("updates_per_epoch needs at least one worker's batch count")
-    names = list(hosts) if hosts is not None else [f"worker {i}" for i in range(len(counts))]
-    empty = [name for name, count in zip(names, counts) if count <= 0]
-    if empty:
-        raise UserError(f"the training data is too small for {len(counts)} hosts: the shard of "
-                        f"{', '.join(empty)} holds no complete batch; use fewer hosts, a smaller "
-                        f"batch_size, or more training data")
-    return min(counts)

@@ -267,10 +267,6 @@ class PeerWatchdog:
         with self._cond:
             return self._gathered.pop(seq)
 
-    def barrier(self, timeout: float = None) -> None:
-        """Block until every host reaches its matching barrier; raises on a peer failure."""
-        self.allgather(None, timeout)
-
     def finish(self, timeout: float = None) -> None:
         """Clean end: say `done`, wait until every host said it too, then close the channel.
 

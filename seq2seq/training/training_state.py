@@ -10,14 +10,14 @@ from typing import List, Optional
 
 import mxnet as mx
 
-from ..constants import TRAINING_STATE_DIR
+from ..constants import MODEL_PARAMS_FILE, TRAINING_STATE_DIR
 from ..data.atomic_file import write_text_atomically
 from ..errors import CheckpointError, StorageError
 
 PARAMS_FILE = "params"
 OPTIMIZER_FILE = "optimizer.states"
 STATE_FILE = "state.json"
-BEST_PARAMS_FILE = "params.best"
+BEST_PARAMS_FILE = MODEL_PARAMS_FILE   # the best checkpoint is exported under the model's own name
 
 
 @dataclass

@@ -18,7 +18,7 @@ import requests
 
 from seq2seq import client
 from seq2seq.data.vocab import build_vocabulary
-from seq2seq.inference.model_io import save_untrained_model
+from tests.untrained_model import save_untrained_model
 from seq2seq.inference.translator import Translator
 
 ROOT = Path(__file__).resolve().parents[2]

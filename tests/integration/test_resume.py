@@ -5,7 +5,6 @@ Dropout is on, so equality needs the per-update reseeding and the saved iterator
 
 import json
 import os
-import shutil
 import signal
 import time
 

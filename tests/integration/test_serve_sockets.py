@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from seq2seq.data.vocab import build_vocabulary
-from seq2seq.inference.model_io import save_untrained_model
+from tests.untrained_model import save_untrained_model
 from tests.integration.test_gunicorn_serve import Server
 
 pytestmark = pytest.mark.slow

@@ -9,12 +9,10 @@ import textwrap
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from seq2seq.errors import DistributedError, UserError
-from seq2seq.training.distributed import (parse_host_map, role_environment, resolve_with_map,
-                                          shard_batch_counts, shard_indices, updates_per_epoch)
+from seq2seq.training.distributed import parse_host_map, resolve_with_map, role_environment
 from seq2seq.training.peer_watchdog import PeerWatchdog
 
 HOSTS = ("algo-1", "algo-2")
@@ -248,14 +246,13 @@ def test_finish_raises_when_a_peer_dies_before_finishing(port):
     master.close()
 
 
-def test_allgather_and_barrier_return_values_in_host_order(port):
+def test_allgather_returns_values_in_host_order(port):
     recorder = ExitRecorder()
     master, worker = start_pair(port, recorder)
     results = {}
 
     def exchange(dog, value):
         results[dog.host] = dog.allgather(value, timeout=5)
-        dog.barrier(timeout=5)
         results[dog.host + "/second"] = dog.allgather({"batches": value * 10}, timeout=5)
 
     errors = run_in_threads(lambda: exchange(worker, 2), lambda: exchange(master, 1))
@@ -277,35 +274,6 @@ def test_three_hosts_one_death_aborts_both_survivors(port):
         assert "worker on host algo-3 stopped responding (connection lost" in str(error)
     for dog in dogs[:2]:
         dog.close()
-
-
-def test_shards_are_disjoint_cover_everything_and_are_balanced():
-    shards = [shard_indices(103, rank, 4) for rank in range(4)]
-    merged = np.concatenate(shards)
-    assert sorted(merged.tolist()) == list(range(103))
-    assert [len(s) for s in shards] == [26, 26, 26, 25]
-    assert shards[1][:3].tolist() == [1, 5, 9]
-    with pytest.raises(ValueError, match="rank 4 is not in 0..3"):
-        shard_indices(10, 4, 4)
-
-
-def test_updates_per_epoch_is_the_smallest_shard_count():
-    lengths = np.array([5, 30, 7, 9, 31, 2, 28, 6, 33, 4, 8])
-
-    def count_batches(indices):  # a toy bucketing rule: short and long sentences batch apart
-        short = int(np.sum(lengths[indices] < 20))
-        long = len(indices) - short
-        return short // 2 + long // 2
-
-    counts = shard_batch_counts(len(lengths), 2, count_batches)
-    assert counts == [count_batches(np.arange(0, 11, 2)), count_batches(np.arange(1, 11, 2))]
-    assert updates_per_epoch(counts) == min(counts)
-    assert updates_per_epoch([17, 15, 16]) == 15
-
-
-def test_updates_per_epoch_names_the_host_with_an_empty_shard():
-    with pytest.raises(UserError, match="the shard of algo-3 holds no complete batch"):
-        updates_per_epoch([4, 3, 0], hosts=["algo-1", "algo-2", "algo-3"])
 
 
 def test_host_map_parsing_and_errors():

@@ -12,7 +12,7 @@ from seq2seq import sagemaker_env
 from seq2seq.errors import DistributedError, UserError
 from seq2seq.sagemaker_env import (
     ChannelConfig, RecordSource, ResourceConfig, SageMakerPaths, channel_record_sources, read_input_data_config,
-    read_resource_config, resolve_host, resolve_hosts, vocab_files, wait_for_pipe,
+    read_resource_config, resolve_host, vocab_files, wait_for_pipe,
 )
 
 
@@ -276,10 +276,3 @@ def test_resolve_host_gives_up_after_bounded_retries(monkeypatch):
 
 def test_resolve_host_real_localhost():
     assert resolve_host("localhost", retries=0).startswith("127.")
-
-
-def test_resolve_hosts(monkeypatch):
-    monkeypatch.setattr(sagemaker_env.socket, "gethostbyname", lambda name: {"algo-1": "10.0.0.1",
-                                                                              "algo-2": "10.0.0.2"}[name])
-    config = ResourceConfig("algo-2", ("algo-1", "algo-2"))
-    assert resolve_hosts(config, retries=0) == {"algo-1": "10.0.0.1", "algo-2": "10.0.0.2"}

@@ -7,7 +7,7 @@ import pytest
 
 from seq2seq.data import recordio_codec
 from seq2seq.data.vocab import build_vocabulary
-from seq2seq.inference.model_io import save_untrained_model
+from tests.untrained_model import save_untrained_model
 from seq2seq.inference.translator import Translator
 from seq2seq.serving.app import TRUNCATED_HEADER, create_app
 from seq2seq.serving.batching import BatchingProvider

@@ -9,7 +9,7 @@ from recordio_tools.__main__ import main as recordio_tools
 from seq2seq.data import recordio_codec
 from seq2seq.data.subword import WORD_BOUNDARY, find_subword_models
 from seq2seq.data.vocab import Vocabulary
-from seq2seq.inference.model_io import save_untrained_model
+from tests.untrained_model import save_untrained_model
 from seq2seq.inference.translator import DecodeOptions, Translation, Translator
 from seq2seq.serving.app import TRUNCATED_HEADER, create_app
 from seq2seq.serving.providers import DirectProvider

@@ -7,7 +7,7 @@ import pytest
 
 from seq2seq import translate
 from seq2seq.data.vocab import build_vocabulary
-from seq2seq.inference.model_io import save_untrained_model
+from tests.untrained_model import save_untrained_model
 from seq2seq.inference.translator import Translator
 
 SOURCES = ["ein hund läuft", "zwei kinder spielen im park", "", "ein mann mit hut"]
