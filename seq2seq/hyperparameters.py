@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from seq2seq.errors import HyperparameterError, UserError
+from seq2seq.model.config import even_hidden_problems, weight_tying_problems
 from seq2seq.hyperparameter_kinds import (
     Bool, Choice, Float, Int, Kind, Maybe, Pattern, decode_value,
 )
@@ -212,24 +213,10 @@ def _check_cnn(v):
             for n in ("encoder_type", "decoder_type") if v[n] != "rnn"]
 
 
-def _check_even_hidden(v):
-    if v["rnn_num_hidden"] % 2:
-        return [f"{_describe('rnn_num_hidden', v['rnn_num_hidden'])}: must be even (the bidirectional encoder "
-                "gives each direction half); allowed: even integer >= 2"]
-    return []
-
-
 def _check_momentum(v):
     if v["momentum"] is not None and v["optimizer_type"] != "sgd":
         return [f"{_describe('momentum', v['momentum'])}: only allowed with optimizer_type = \"sgd\" "
                 f"(optimizer_type is {json.dumps(v['optimizer_type'])})"]
-    return []
-
-
-def _check_weight_tying(v):
-    if v["weight_tying"] and v["num_embed_target"] != v["rnn_num_hidden"]:
-        return [f"hyperparameter 'weight_tying' = true needs num_embed_target ({v['num_embed_target']}) "
-                f"equal to rnn_num_hidden ({v['rnn_num_hidden']})"]
     return []
 
 
@@ -258,9 +245,9 @@ def _check_gpus(v):
 
 _CROSS_CHECKS = (
     (("encoder_type", "decoder_type"), _check_cnn),
-    (("rnn_num_hidden",), _check_even_hidden),
+    (("rnn_num_hidden",), even_hidden_problems),
     (("momentum", "optimizer_type"), _check_momentum),
-    (("weight_tying", "num_embed_target", "rnn_num_hidden"), _check_weight_tying),
+    (("weight_tying", "num_embed_target", "rnn_num_hidden"), weight_tying_problems),
     (("min_num_epochs", "max_num_epochs"), _check_epochs),
     (("optimized_metric", "bleu_sample_size"), _check_bleu),
     (("devices",), _check_gpus),

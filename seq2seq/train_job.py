@@ -113,23 +113,6 @@ def _read_channel(paths: SageMakerPaths, channel: str, configs: dict, hp: Hyperp
     return data
 
 
-def model_config_for(hp: Hyperparameters, source_vocab_size: int, target_vocab_size: int,
-                     ratio_mean: float, ratio_std: float) -> ModelConfig:
-    return ModelConfig(
-        source_vocab_size=source_vocab_size, target_vocab_size=target_vocab_size,
-        num_embed_source=hp.num_embed_source, num_embed_target=hp.num_embed_target,
-        rnn_cell_type=hp.rnn_cell_type, rnn_num_hidden=hp.rnn_num_hidden,
-        num_layers_encoder=hp.num_layers_encoder, num_layers_decoder=hp.num_layers_decoder,
-        rnn_residual_connections=hp.rnn_residual_connections, rnn_first_residual_layer=hp.rnn_first_residual_layer,
-        rnn_decoder_state_init=hp.rnn_decoder_state_init, rnn_attention_type=hp.rnn_attention_type,
-        rnn_attention_num_hidden=hp.attention_num_hidden,
-        rnn_attention_in_upper_layers=hp.rnn_attention_in_upper_layers,
-        rnn_decoder_hidden_dropout=hp.rnn_decoder_hidden_dropout, embed_dropout_source=hp.embed_dropout_source,
-        embed_dropout_target=hp.embed_dropout_target, weight_tying=hp.weight_tying, input_feeding=hp.input_feeding,
-        max_seq_len_source=hp.max_seq_len_source, max_seq_len_target=hp.max_seq_len_target,
-        length_ratio_mean=ratio_mean, length_ratio_std=ratio_std)
-
-
 def initializer_for(hp: Hyperparameters) -> mx.init.Initializer:
     if hp.weight_init_type == "uniform":
         return mx.init.Uniform(abs(hp.weight_init_scale))
@@ -179,7 +162,7 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
     if distributed is not None:  # hosts with different data (ShardedByS3Key, Pipe) must still step together
         train_iter.max_batches_per_epoch = min(distributed.watchdog.allgather(train_iter.num_batches()))
     ratio_mean, ratio_std = mean_length_ratio(train.source_lengths, train.target_lengths)
-    config = model_config_for(hp, len(source_vocab), len(target_vocab), ratio_mean, ratio_std)
+    config = ModelConfig.from_hyperparameters(hp, len(source_vocab), len(target_vocab), ratio_mean, ratio_std)
     mx.random.seed(hp.seed)
     np.random.seed(hp.seed)
     enable_mixed_precision(hp.precision, contexts)

@@ -7,6 +7,26 @@ from dataclasses import dataclass
 from ..errors import UserError
 
 
+# ModelConfig fields whose hyperparameter has another name (Amazon's names are kept for the hyperparameters).
+HYPERPARAMETER_NAMES = {"rnn_attention_num_hidden": "attention_num_hidden"}
+
+
+def even_hidden_problems(values) -> list:
+    """The bi-directional encoder gives each direction half of rnn_num_hidden."""
+    if values["rnn_num_hidden"] % 2:
+        return [f"hyperparameter 'rnn_num_hidden' = {json.dumps(values['rnn_num_hidden'])}: must be even (the "
+                "bidirectional encoder gives each direction half); allowed: even integer >= 2"]
+    return []
+
+
+def weight_tying_problems(values) -> list:
+    """Tied output and target embedding matrices need the same width."""
+    if values["weight_tying"] and values["num_embed_target"] != values["rnn_num_hidden"]:
+        return [f"hyperparameter 'weight_tying' = true needs num_embed_target ({values['num_embed_target']}) "
+                f"equal to rnn_num_hidden ({values['rnn_num_hidden']})"]
+    return []
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a model's graph. Sizes are in units (vector dimensions)."""
@@ -37,11 +57,21 @@ class ModelConfig:
     length_ratio_std: float = 0.5
 
     def __post_init__(self):
-        if self.rnn_num_hidden % 2:
-            raise UserError(f"rnn_num_hidden must be even (bi-directional encoder), got {self.rnn_num_hidden}")
-        if self.weight_tying and self.num_embed_target != self.rnn_num_hidden:
-            raise UserError("weight_tying needs num_embed_target == rnn_num_hidden "
-                            f"(got {self.num_embed_target} and {self.rnn_num_hidden})")
+        values = dataclasses.asdict(self)
+        problems = even_hidden_problems(values) + weight_tying_problems(values)
+        if problems:
+            raise UserError("; ".join(problems))
+
+    @classmethod
+    def from_hyperparameters(cls, hp, source_vocab_size: int, target_vocab_size: int, length_ratio_mean: float,
+                             length_ratio_std: float) -> "ModelConfig":
+        """The architecture part of validated hyperparameters: every field below the vocabulary sizes is read
+        from the hyperparameter of the same name (or the one named in HYPERPARAMETER_NAMES)."""
+        measured = {"source_vocab_size": source_vocab_size, "target_vocab_size": target_vocab_size,
+                    "length_ratio_mean": length_ratio_mean, "length_ratio_std": length_ratio_std}
+        values = {f.name: measured[f.name] if f.name in measured
+                  else getattr(hp, HYPERPARAMETER_NAMES.get(f.name, f.name)) for f in dataclasses.fields(cls)}
+        return cls(**values)
 
     @property
     def states_per_layer(self) -> int:
