@@ -29,20 +29,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.reference_search import reference_beam_search  # noqa: E402
-from seq2seq.data.atomic_file import write_text_atomically  # noqa: E402
+from bench.results_io import relative, write_json_atomically  # noqa: E402
 from seq2seq.inference.search import beam_search  # noqa: E402
 from seq2seq.inference.translator import DecodeOptions, Translator  # noqa: E402
 from seq2seq.shared_data import shared_data_dir  # noqa: E402
 
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "decode.json"
 SEARCHES = {"one_program": beam_search, "stepwise_reference": reference_beam_search}
-
-
-def relative(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return Path(path).name
 
 
 def validation_sentences(subword: bool):
@@ -117,8 +110,7 @@ def main(argv=None) -> dict:
                          "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                          "load_average_at_start": load_at_start},
                 "results": results, "summary": summary}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(args.output, json.dumps(document, indent=2) + "\n")
+    write_json_atomically(args.output, document)
     print(f"{'search':<20} {'1 sentence p50':>15} {'p90':>9} {'val sent/s':>11} {'out tok/s':>10}")
     for name, result in results.items():
         single, batch = result["single_sentence"], result["validation_set"]

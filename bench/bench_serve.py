@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench.serve_load import run_load  # noqa: E402
 from bench.serve_process import ServeProcess  # noqa: E402
+from bench.results_io import relative, write_json_atomically  # noqa: E402
 
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "serve.json"
 WORK_DIR = REPO_ROOT / "build" / "bench" / "serve"
@@ -211,12 +212,6 @@ def _env(args) -> dict:
     return env
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    from seq2seq.data.atomic_file import write_text_atomically
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
 def print_table(results: dict) -> None:
     print("\nEndpoint (single-sentence JSON requests, beam 5; medians of repeats)")
     print(f"{'clients':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'out tok':>8}")
@@ -247,9 +242,12 @@ def main(argv=None) -> int:
     data = prepare(recordio=False)
     WORK_DIR.mkdir(parents=True, exist_ok=True)
     model_dir = args.model.resolve() if args.model else reference_model(data, WORK_DIR)
-    with open(data.val_source, encoding="utf-8") as f:
-        sentences = [line.strip() for line in f if line.strip()]
     decode_source = Path(data.val_source)
+    if (model_dir / "subword.src.model").exists():      # a raw-text model: the raw, cased validation sentences
+        from seq2seq.shared_data import shared_data_dir
+        decode_source = shared_data_dir("multi30k") / "val.en"
+    with open(decode_source, encoding="utf-8") as f:
+        sentences = [line.strip() for line in f if line.strip()]
     if args.val_sentences:
         decode_source = WORK_DIR / f"val_first_{args.val_sentences}.txt"
         decode_source.write_text("".join(s + "\n" for s in sentences[:args.val_sentences]), encoding="utf-8")
@@ -258,12 +256,12 @@ def main(argv=None) -> int:
         "benchmark": "serve",
         "host": {"cpus": os.cpu_count(), "platform": platform.platform(), **omp_settings(args),
                  "load_average_at_start": os.getloadavg()},
-        "model": {"path": str(model_dir), "trained": bool(args.model), **model_summary(model_dir)},
+        "model": {"path": relative(model_dir), "trained": bool(args.model), **model_summary(model_dir)},
         "endpoint": measure_endpoint(model_dir, sentences, args, WORK_DIR),
     }
     print("batch decoding with python -m seq2seq.translate ...", flush=True)
     results["batch_decoding"] = measure_batch_decoding(model_dir, decode_source, args, WORK_DIR)
-    results["batch_decoding"]["source"] = str(decode_source)
+    results["batch_decoding"]["source"] = relative(decode_source)
     print("sockeye.translate ...", flush=True)
     results["sockeye"] = measure_sockeye(data, decode_source, args, WORK_DIR)
     if "gap" not in results["sockeye"]:
@@ -272,7 +270,7 @@ def main(argv=None) -> int:
         results["ratio_output_tokens_per_s"] = round(results["batch_decoding"]["output_tokens_per_second"]
                                                      / results["sockeye"]["output_tokens_per_second"], 2)
     results["host"]["load_average_at_end"] = os.getloadavg()
-    write_json_atomic(args.output, results)
+    write_json_atomically(args.output, results)
     print_table(results)
     print(f"\nwrote {args.output}")
     return 0

@@ -34,6 +34,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.serve_process import ServeProcess  # noqa: E402
+from bench.results_io import relative, write_json_atomically
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
 WORK_DIR = REPO_ROOT / "build" / "bench" / "soak"
@@ -210,19 +211,6 @@ def summarize(records: list, window_start: float, window_end: float) -> dict:
     }
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    from seq2seq.data.atomic_file import write_text_atomically
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomically(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
-
-
-def relative(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return Path(path).name
-
-
 def print_table(results: dict) -> None:
     s, m = results["summary"], results["memory"]
     print(f"\nSoak: {results['settings']['clients']} clients, {s['measured_s']:g} s measured after "
@@ -302,7 +290,7 @@ def main(argv=None) -> int:
         "server_log": relative(WORK_DIR / "serve.log"),
     }
     output = args.output or RESULTS_DIR / ("soak_quick.json" if args.quick else "soak.json")
-    write_json_atomic(output, results)
+    write_json_atomically(output, results)
     print_table(results)
     print(f"\nwrote {relative(output)}")
     return 0 if all(results["targets"].values()) else 1

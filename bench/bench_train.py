@@ -44,6 +44,7 @@ from pathlib import Path
 from bench import onmt_peer, small_model, sockeye_peer
 from bench.job_runner import run_training_job
 from bench.prepare_multi30k import prepare
+from bench.results_io import relative, write_json_atomically
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "train.json"
@@ -247,15 +248,6 @@ def measure_ceiling(tokens: int, vocab: int, hidden: int, threads: int, wait_pol
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def relative(path) -> str:
-    """``path`` relative to the repository, or just its name when it lies outside."""
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(REPO_ROOT))
-    except ValueError:
-        return f"<outside the repository>/{path.name}"
-
-
 # ----- the run -----
 def run_benchmark(args) -> dict:
     data = prepare(onmt_peer.MULTI30K_DIR)
@@ -406,16 +398,6 @@ def print_table(result: dict) -> None:
             print(f"  {name:<6} whole process {fmt(entry['median_whole_process_ms'], '>7.1f')} ms, "
                   f"measured window {fmt(entry['median_window_ms'], '>7.1f')} ms "
                   f"(target <= {entry['target_ms']:.0f}: {verdict})")
-
-
-def write_json_atomically(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:

@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from bench.results_io import relative
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script (python3 bench/gpu_smoke.py) as well as with -m
     sys.path.insert(0, str(REPO_ROOT))
@@ -121,14 +123,6 @@ def gpu_environment(venv: Path = GPU_VENV) -> dict:
     env.setdefault("OMP_NUM_THREADS", "2")
     env.pop("VIRTUAL_ENV", None)
     return env
-
-
-def relative(path) -> str:
-    path = Path(path).resolve()
-    try:
-        return str(path.relative_to(REPO_ROOT))
-    except ValueError:
-        return path.name
 
 
 # ----- inside the GPU venv -----

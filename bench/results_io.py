@@ -1,0 +1,24 @@
+"""Where benchmark results go and how paths appear in them: relative to the repository, written atomically."""
+
+import json
+from pathlib import Path
+
+from seq2seq.data.atomic_file import write_text_atomically
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def relative(path) -> str:
+    """`path` relative to the repository, or just its name when it lies outside (never this machine's paths)."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return path.name
+
+
+def write_json_atomically(path: Path, obj) -> None:
+    """Indented JSON (UTF-8) into a temporary file beside `path`, then renamed over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomically(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
