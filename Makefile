@@ -56,7 +56,7 @@ image-gpu-check:
 # fp32/fp16 training, decoding and a served request; without a GPU it says so and exits 0.
 .PHONY: gpu-smoke
 gpu-smoke:
-	$(PYTHON) bench/gpu_smoke.py
+	$(PYTHON) -m bench.gpu_smoke
 
 clean:
 	rm -rf $(VENV) build demo_run
