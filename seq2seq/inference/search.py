@@ -53,23 +53,30 @@ class BeamSelect(HybridBlock):
         self._vocab_size = vocab_size
 
     def hybrid_forward(self, F, logits, attention, scores, finished, remaining, lengths, *states):
+        k, vocab = self._beam_size, self._vocab_size
         log_probs = F.log_softmax(logits, axis=-1)
         ids = F.contrib.arange_like(logits, axis=1)                                   # (vocab,)
         never = F.reshape(((ids == PAD_ID) + (ids == BOS_ID)) * _NEG_INF, shape=(1, -1))
-        pad_only = F.reshape((ids != PAD_ID) * _NEG_INF, shape=(1, -1))
-        eos_only = F.reshape((ids != EOS_ID) * _NEG_INF, shape=(1, -1))
-        open_rows = F.broadcast_add(F.broadcast_add(log_probs, scores), never)
-        finished_rows = F.broadcast_add(scores, pad_only)
-        eos_log_prob = F.slice_axis(log_probs, axis=1, begin=EOS_ID, end=EOS_ID + 1)
-        limit_rows = F.broadcast_add(scores + eos_log_prob, eos_only)
-        candidates = F.where(finished, finished_rows, F.where(remaining <= 0, limit_rows, open_rows))
-        per_sentence = F.reshape(F.reshape(candidates, shape=(-4, -1, self._beam_size, -2)), shape=(0, -3))
-        top_scores, top_index = F.topk(per_sentence, axis=1, k=self._beam_size, ret_typ="both")
-        beam = F.floor(top_index / self._vocab_size)                                   # (batch, beam)
-        tokens = F.reshape(top_index - beam * self._vocab_size, shape=(-1,))
-        first_row = F.expand_dims(F.contrib.arange_like(top_index, axis=0) * self._beam_size, axis=1)
+        # Finished rows and rows at their limit have one candidate each (PAD at no cost, or </s>): their
+        # vocabulary rows are pushed to -inf and the one candidate is appended after the beam × vocab block.
+        closed = F.maximum(finished, remaining <= 0)
+        row_bias = scores + F.expand_dims(closed * _NEG_INF, axis=1)                   # (rows, 1)
+        open_rows = F.broadcast_add(F.broadcast_add(log_probs, row_bias), never)
+        eos_log_prob = F.reshape(F.slice_axis(log_probs, axis=1, begin=EOS_ID, end=EOS_ID + 1), shape=(-1,))
+        flat_scores = F.reshape(scores, shape=(-1,))
+        single = F.where(finished, flat_scores, F.where(remaining <= 0, flat_scores + eos_log_prob,
+                                                        F.zeros_like(flat_scores) + _NEG_INF))
+        per_sentence = F.concat(F.reshape(F.reshape(open_rows, shape=(-4, -1, k, -2)), shape=(0, -3)),
+                                F.reshape(single, shape=(-1, k)), dim=1)                # (batch, k * vocab + k)
+        top_scores, top_index = F.topk(per_sentence, axis=1, k=k, ret_typ="both")
+        appended = top_index >= k * vocab
+        beam = F.where(appended, top_index - k * vocab, F.floor(top_index / vocab))      # (batch, beam)
+        first_row = F.expand_dims(F.contrib.arange_like(top_index, axis=0) * k, axis=1)
         origin = F.reshape(F.broadcast_add(beam, first_row), shape=(-1,))
         was_finished = F.take(finished, origin)
+        vocabulary_token = F.reshape(top_index - F.floor(top_index / vocab) * vocab, shape=(-1,))
+        appended_token = was_finished * PAD_ID + (1 - was_finished) * EOS_ID
+        tokens = F.where(F.reshape(appended, shape=(-1,)), appended_token, vocabulary_token)
         emitted = tokens * (1 - was_finished) + PAD_ID * was_finished
         outputs = [emitted, origin, F.reshape(top_scores, shape=(-1, 1)), F.maximum(was_finished, tokens == EOS_ID),
                    remaining - 1, F.take(lengths, origin) + (1 - was_finished), F.take(attention, origin)]

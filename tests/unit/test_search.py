@@ -278,3 +278,24 @@ def test_max_output_length_rule():
     assert max_output_length(config, 50) == 20 + 1                   # capped by the model
     assert max_output_length(config, 3, requested=4) == 4 + 1
     assert max_output_length(config, 3, requested=100) == 20 + 1
+
+
+@pytest.mark.parametrize("beam_size", [1, 3, 5])
+def test_one_program_search_equals_the_stepwise_reference(real_model, beam_size):
+    """The fused step program (decoder, selection, reordering in one graph) and the generic path (decode_step,
+    then the selection program) give exactly the outputs of the step-by-step search they replaced."""
+    from bench.reference_search import reference_beam_search
+
+    class StepOnly:                       # the same model seen only through encode / decode_step
+        def __init__(self, model):
+            self.encode, self.decode_step = model.encode, model.decode_step
+
+    source, source_length = batch_of(SOURCES)
+    limits = np.array([9, 5, 11])
+    expected = reference_beam_search(real_model, source, source_length, limits, beam_size, 0.8, 1.0, True)
+    for model in (real_model, StepOnly(real_model)):
+        found = beam_search(model, source, source_length, limits, beam_size, 0.8, 1.0, return_attention=True)
+        for hypothesis, reference in zip(found, expected):
+            assert hypothesis.token_ids == reference.token_ids
+            np.testing.assert_allclose(hypothesis.score, reference.score, rtol=1e-5)
+            np.testing.assert_allclose(hypothesis.attention, reference.attention, rtol=1e-5, atol=1e-6)
