@@ -1,14 +1,15 @@
 """Decoding benchmark: the one-program beam search against the step-by-step search it replaced, same model.
 
 1. One sentence at a time through `Translator` (the first `--single` Multi30k validation sentences, beam 5):
-   median and p90 latency of `translate_text([sentence])`.
+   median and p90 latency of `translate_text([sentence])`, after an unmeasured pass, the searches
+   interleaved sentence by sentence.
 2. The whole validation set (1,014 sentences, batches of 32, beam 5): sentences/s and output tokens/s, the
-   median of `--repeats` passes. The outputs of both searches must be identical (ids and, within 1e-4,
+   median of `--repeats` passes (alternating between the searches). The outputs of both searches must be identical (ids and, within 1e-4,
    scores); the benchmark reports the number of differences.
 
 The reference is `bench.reference_search.reference_beam_search`, the search as it was before the one-program
-step (about twenty imperative calls and several host synchronisations a step). Both run in this process, one
-after the other, on the same loaded model, with the OpenMP settings of the environment (`make` sets
+step (about twenty imperative calls and several host synchronisations a step). Both run in this process,
+each on its own copy of the model, with the OpenMP settings of the environment (`make` sets
 OMP_NUM_THREADS=2, OMP_WAIT_POLICY=PASSIVE). Model loading is not timed.
 
 Usage: python -m bench.bench_decode --model DIR [--single 100] [--repeats 3] [--output bench/results/decode.json]
@@ -43,29 +44,45 @@ def validation_sentences(subword: bool):
     return lines if subword else [line.lower() for line in lines]
 
 
-def single_sentence_latency(translator: Translator, sentences, options) -> dict:
-    translator.translate_text(sentences[:3], options)                       # build the programs
-    latencies = []
+def single_sentence_latencies(translators: dict, sentences, options) -> dict:
+    """Each sentence alone through each translator, interleaved (one sentence through every search, then the
+    next), after a full unmeasured pass: both searches see the same warm memory pool and caches."""
+    for translator in translators.values():
+        for sentence in sentences:
+            translator.translate_text([sentence], options)
+    latencies = {name: [] for name in translators}
     for sentence in sentences:
-        start = time.perf_counter()
-        translator.translate_text([sentence], options)
-        latencies.append(time.perf_counter() - start)
-    latencies.sort()
-    return {"sentences": len(sentences), "median_ms": round(1000 * statistics.median(latencies), 2),
-            "p90_ms": round(1000 * latencies[int(0.9 * (len(latencies) - 1))], 2)}
+        for name, translator in translators.items():
+            start = time.perf_counter()
+            translator.translate_text([sentence], options)
+            latencies[name].append(time.perf_counter() - start)
+    summary = {}
+    for name, values in latencies.items():
+        values.sort()
+        summary[name] = {"sentences": len(values), "median_ms": round(1000 * statistics.median(values), 2),
+                         "p90_ms": round(1000 * values[int(0.9 * (len(values) - 1))], 2)}
+    return summary
 
 
-def batch_decoding(translator: Translator, sentences, options, repeats: int):
-    seconds, translations = [], None
+def batch_decoding(translators: dict, sentences, options, repeats: int):
+    """Whole validation set, passes alternating between the searches; medians over `repeats` each."""
+    seconds = {name: [] for name in translators}
+    outputs = {}
     for _ in range(repeats):
-        start = time.perf_counter()
-        translations = translator.translate_text(sentences, options)
-        seconds.append(time.perf_counter() - start)
-    elapsed = statistics.median(seconds)
-    tokens = sum(len(t.target_ids) for t in translations)
-    return {"sentences": len(sentences), "seconds_median": round(elapsed, 3), "seconds_all": [round(s, 3) for s in seconds],
-            "sentences_per_s": round(len(sentences) / elapsed, 2), "output_tokens_per_s": round(tokens / elapsed, 1),
-            "mean_output_tokens": round(tokens / len(sentences), 2)}, translations
+        for name, translator in translators.items():
+            start = time.perf_counter()
+            outputs[name] = translator.translate_text(sentences, options)
+            seconds[name].append(time.perf_counter() - start)
+    results = {}
+    for name, values in seconds.items():
+        elapsed = statistics.median(values)
+        tokens = sum(len(t.target_ids) for t in outputs[name])
+        results[name] = {"sentences": len(sentences), "seconds_median": round(elapsed, 3),
+                         "seconds_all": [round(v, 3) for v in values],
+                         "sentences_per_s": round(len(sentences) / elapsed, 2),
+                         "output_tokens_per_s": round(tokens / elapsed, 1),
+                         "mean_output_tokens": round(tokens / len(sentences), 2)}
+    return results, outputs
 
 
 def differences(first, second) -> int:
@@ -84,16 +101,16 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     options = DecodeOptions(beam_size=args.beam_size)
     load_at_start = [round(x, 2) for x in os.getloadavg()]
-    results, outputs = {}, {}
+    translators = {}
     for name, search in SEARCHES.items():
         translator = Translator.load(str(args.model))
         translator.search = search
         translator.batch_sentences = args.batch_sentences
-        sentences = validation_sentences(translator.subword is not None)
-        single = single_sentence_latency(translator, sentences[:args.single], options)
-        batch, outputs[name] = batch_decoding(translator, sentences, options, args.repeats)
-        results[name] = {"single_sentence": single, "validation_set": batch,
-                         "load_average_after": [round(x, 2) for x in os.getloadavg()]}
+        translators[name] = translator
+    sentences = validation_sentences(translators["one_program"].subword is not None)
+    single = single_sentence_latencies(translators, sentences[:args.single], options)
+    batch, outputs = batch_decoding(translators, sentences, options, args.repeats)
+    results = {name: {"single_sentence": single[name], "validation_set": batch[name]} for name in translators}
     new, old = results["one_program"], results["stepwise_reference"]
     summary = {
         "single_sentence_median_ms": new["single_sentence"]["median_ms"],
@@ -103,7 +120,7 @@ def main(argv=None) -> dict:
                                     / old["validation_set"]["sentences_per_s"], 2),
         "outputs_differing": differences(outputs["one_program"], outputs["stepwise_reference"]),
     }
-    document = {"benchmark": "decode", "model": relative(args.model), "beam_size": args.beam_size,
+    document = {"benchmark": "decode", "load_average_at_end": [round(x, 2) for x in os.getloadavg()], "model": relative(args.model), "beam_size": args.beam_size,
                 "batch_sentences": args.batch_sentences,
                 "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
                          "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
