@@ -90,9 +90,8 @@ class FusedBeamStep(HybridBlock):
     finished, remaining, lengths and the states as for `BeamSelect`; returns what `BeamSelect` returns.
     """
 
-    def __init__(self, decoder: HybridBlock, num_states: int, beam_size: int, vocab_size: int, **kwargs):
+    def __init__(self, decoder: HybridBlock, beam_size: int, vocab_size: int, **kwargs):
         super().__init__(**kwargs)
-        self._num_states = num_states
         self.decoder = decoder
         self.select = BeamSelect(beam_size, vocab_size)
 
@@ -119,7 +118,7 @@ def _step_function(model, beam_size: int):
     if hasattr(model, "program") and hasattr(model, "decoder"):
         config = model.config
         program = model.program(("beam", beam_size), lambda m: FusedBeamStep(
-            m.decoder, m.decoder.num_states, beam_size, config.target_vocab_size))
+            m.decoder, beam_size, config.target_vocab_size))
         return lambda previous, encoded, search_state: program(previous, *encoded, *search_state)
 
     def generic_step(previous, encoded, search_state):
