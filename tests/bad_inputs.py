@@ -232,39 +232,18 @@ def with_hyperparameters(base, **changes):
     return run_job(base)
 
 
-@case("hp-unknown-name", "hyperparameters", "a misspelt name (batch_szie)")
-def _(base):
-    return with_hyperparameters(base, batch_szie=32)
-
-
-@case("hp-bad-choice", "hyperparameters", "rnn_attention_type=cosine")
-def _(base):
-    return with_hyperparameters(base, rnn_attention_type="cosine")
-
-
-@case("hp-zero-batch", "hyperparameters", "batch_size=0")
-def _(base):
-    return with_hyperparameters(base, batch_size=0)
-
-
-@case("hp-not-a-number", "hyperparameters", "learning_rate=fast")
-def _(base):
-    return with_hyperparameters(base, learning_rate="fast")
-
-
-@case("hp-odd-hidden", "hyperparameters", "rnn_num_hidden=33 (odd: the encoder directions split it)")
-def _(base):
-    return with_hyperparameters(base, rnn_num_hidden=33)
-
-
-@case("hp-weight-tying-sizes", "hyperparameters", "weight_tying=true with num_embed_target != rnn_num_hidden")
-def _(base):
-    return with_hyperparameters(base, weight_tying="true")
-
-
-@case("hp-bad-devices", "hyperparameters", "devices=tpu:0")
-def _(base):
-    return with_hyperparameters(base, devices="tpu:0")
+# One bad value each in an otherwise valid hyperparameters.json: (id, what is wrong, the changed values).
+_HYPERPARAMETER_CASES = [
+    ("hp-unknown-name", "a misspelt name (batch_szie)", {"batch_szie": 32}),
+    ("hp-bad-choice", "rnn_attention_type=cosine", {"rnn_attention_type": "cosine"}),
+    ("hp-zero-batch", "batch_size=0", {"batch_size": 0}),
+    ("hp-not-a-number", "learning_rate=fast", {"learning_rate": "fast"}),
+    ("hp-odd-hidden", "rnn_num_hidden=33 (odd: the encoder directions split it)", {"rnn_num_hidden": 33}),
+    ("hp-weight-tying-sizes", "weight_tying=true with num_embed_target != rnn_num_hidden", {"weight_tying": "true"}),
+    ("hp-bad-devices", "devices=tpu:0", {"devices": "tpu:0"}),
+]
+for _case_id, _what, _changes in _HYPERPARAMETER_CASES:
+    case(_case_id, "hyperparameters", _what)(lambda base, changes=_changes: with_hyperparameters(base, **changes))
 
 
 @case("hp-file-not-json", "hyperparameters", "hyperparameters.json is not JSON")
