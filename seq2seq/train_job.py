@@ -28,7 +28,7 @@ from .hyperparameters import Hyperparameters, load_hyperparameters_file
 from .inference.model_io import write_model_dir, atomic_write_json
 from .model.config import ModelConfig
 from .model.seq2seq_model import Seq2SeqModel
-from .sagemaker_env import (SageMakerPaths, channel_record_sources, read_input_data_config, read_resource_config,
+from .opt_ml import (SageMakerPaths, channel_record_sources, read_input_data_config, read_resource_config,
                             vocab_files)
 from .training import training_state as ts
 from .training.devices import contexts_for, local_kvstore_type

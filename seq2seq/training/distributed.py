@@ -50,7 +50,7 @@ def resolve_with_map(host: str, host_map: dict, retries: int, delay_seconds: flo
     """IPv4 address of `host`: from `host_map` if listed, else DNS with retries."""
     if host in host_map:
         return host_map[host]
-    from seq2seq.sagemaker_env import resolve_host
+    from seq2seq.opt_ml import resolve_host
     return resolve_host(host, retries, delay_seconds)
 
 

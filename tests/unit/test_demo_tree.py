@@ -8,7 +8,7 @@ import pytest
 
 from demo import sagemaker_tree
 from seq2seq.hyperparameters import load_hyperparameters_file
-from seq2seq.sagemaker_env import SageMakerPaths
+from seq2seq.opt_ml import SageMakerPaths
 
 PREPARED = ("train.rec", "val.rec", "vocab.src.json", "vocab.trg.json")
 

@@ -332,7 +332,7 @@ def test_finish_with_different_update_counts_fails_everyone(port):
 
 
 def test_taken_scheduler_port_is_reported_before_anything_starts(port):
-    from seq2seq.sagemaker_env import ResourceConfig
+    from seq2seq.opt_ml import ResourceConfig
     from seq2seq.training.distributed import start_parameter_server
     config = ResourceConfig("algo-1", HOSTS)
     with socket.socket() as taken:

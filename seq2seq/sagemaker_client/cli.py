@@ -1,4 +1,4 @@
-"""`python -m seq2seq.sagemaker submit|deploy|transform|logs|status`: run the image on SageMaker.
+"""`python -m seq2seq.sagemaker_client submit|deploy|transform|logs|status`: run the image on SageMaker.
 
     submit     upload a prepared data directory (or take S3 URIs) and create a training job
     deploy     model + endpoint config + endpoint from a training job or a model.tar.gz
@@ -16,9 +16,9 @@ from typing import Callable, Dict, List, Optional
 
 from seq2seq.errors import UserError
 from seq2seq.hyperparameters import parse_hyperparameters
-from seq2seq.sagemaker import job_requests as jr
-from seq2seq.sagemaker import monitor
-from seq2seq.sagemaker.s3_data import join_s3, parse_s3_uri, upload_channels
+from seq2seq.sagemaker_client import job_requests as jr
+from seq2seq.sagemaker_client import monitor
+from seq2seq.sagemaker_client.s3_data import join_s3, parse_s3_uri, upload_channels
 
 
 class AwsClients:
@@ -163,7 +163,7 @@ def cmd_status(args, clients, emit, sleep) -> int:
 
 def _wait_if_asked(args, clients, emit, sleep, kind: str, name: str) -> int:
     if not args.wait:
-        emit(f"follow it with: python -m seq2seq.sagemaker logs {name} --kind {kind} --follow")
+        emit(f"follow it with: python -m seq2seq.sagemaker_client logs {name} --kind {kind} --follow")
         return 0
     description = monitor.follow(clients("sagemaker"), clients("logs"), kind, name, emit, sleep=sleep)
     for line in monitor.status_lines(kind, description):
@@ -183,7 +183,7 @@ def main(argv: List[str] = None, clients: Callable = None, emit: Callable[[str],
          sleep: Callable[[float], None] = time.sleep) -> int:
     """Exit codes: 0 done, 1 AWS error or failed job, 2 invalid arguments."""
     from botocore.exceptions import BotoCoreError, ClientError
-    from seq2seq.sagemaker.arguments import build_parser
+    from seq2seq.sagemaker_client.arguments import build_parser
 
     args = build_parser().parse_args(argv)
     clients = clients or AwsClients(args.region, args.profile)

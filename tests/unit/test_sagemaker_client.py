@@ -1,4 +1,4 @@
-"""`python -m seq2seq.sagemaker`: every AWS request checked by botocore's Stubber against the service model."""
+"""`python -m seq2seq.sagemaker_client`: every AWS request checked by botocore's Stubber against the service model."""
 
 import datetime
 import json
@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from seq2seq.sagemaker import cli, job_requests, monitor, s3_data
+from seq2seq.sagemaker_client import cli, job_requests, monitor, s3_data
 from seq2seq.errors import UserError
 from seq2seq.training.metrics_log import metric_lines
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from seq2seq import sagemaker_env
+from seq2seq import opt_ml
 from seq2seq.errors import DistributedError, UserError
-from seq2seq.sagemaker_env import (
+from seq2seq.opt_ml import (
     ChannelConfig, RecordSource, ResourceConfig, SageMakerPaths, channel_record_sources, read_input_data_config,
     read_resource_config, resolve_host, vocab_files, wait_for_pipe,
 )
@@ -257,8 +257,8 @@ class FlakyResolver:
 
 def test_resolve_host_retries_until_dns_answers(monkeypatch):
     resolver, sleeps = FlakyResolver(failures=2), []
-    monkeypatch.setattr(sagemaker_env.socket, "gethostbyname", resolver)
-    monkeypatch.setattr(sagemaker_env.time, "sleep", sleeps.append)
+    monkeypatch.setattr(opt_ml.socket, "gethostbyname", resolver)
+    monkeypatch.setattr(opt_ml.time, "sleep", sleeps.append)
     assert resolve_host("algo-2", retries=5, delay_seconds=0.5) == "10.0.0.7"
     assert resolver.calls == ["algo-2"] * 3
     assert sleeps == [0.5, 0.5]
@@ -266,8 +266,8 @@ def test_resolve_host_retries_until_dns_answers(monkeypatch):
 
 def test_resolve_host_gives_up_after_bounded_retries(monkeypatch):
     resolver, sleeps = FlakyResolver(failures=100), []
-    monkeypatch.setattr(sagemaker_env.socket, "gethostbyname", resolver)
-    monkeypatch.setattr(sagemaker_env.time, "sleep", sleeps.append)
+    monkeypatch.setattr(opt_ml.socket, "gethostbyname", resolver)
+    monkeypatch.setattr(opt_ml.time, "sleep", sleeps.append)
     with pytest.raises(DistributedError) as info:
         resolve_host("algo-9", retries=3, delay_seconds=2)
     assert len(resolver.calls) == 4 and sleeps == [2, 2, 2]

@@ -1,8 +1,8 @@
-"""Command-line arguments of `python -m seq2seq.sagemaker` (one sub-parser per command)."""
+"""Command-line arguments of `python -m seq2seq.sagemaker_client` (one sub-parser per command)."""
 
 import argparse
 
-from seq2seq.sagemaker import monitor
+from seq2seq.sagemaker_client import monitor
 
 COMMON_HELP = "AWS credentials and region come from the environment, ~/.aws, --profile and --region."
 
@@ -86,7 +86,7 @@ def _add_monitoring(commands) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m seq2seq.sagemaker",
+    parser = argparse.ArgumentParser(prog="python -m seq2seq.sagemaker_client",
                                      description="Train and serve the seq2seq image on Amazon SageMaker.",
                                      epilog=COMMON_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

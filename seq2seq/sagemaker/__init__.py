@@ -1,1 +1,0 @@
-"""Run the image on Amazon SageMaker with boto3: `python -m seq2seq.sagemaker --help`."""
