@@ -7,17 +7,13 @@ from recordio_tools.progress import Progress
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "decode", help="turn a .rec file back into text",
-        description="Write one line per record: the tokens of its ids separated by spaces "
-                    "(out-of-vocabulary tokens come back as <unk>). When DIR also holds subword models, "
-                    "the pieces are joined back into raw text.")
-    parser.add_argument("--input", required=True, metavar="F.rec", help="RecordIO-protobuf file to read")
-    parser.add_argument("--vocab", required=True, metavar="DIR", help="directory with vocab.src.json and vocab.trg.json")
-    parser.add_argument("--source", required=True, metavar="OUT", help="source text file to write")
-    parser.add_argument("--target", required=True, metavar="OUT", help="target text file to write")
+    parser = options.add_command(
+        subparsers, "decode", "turn a .rec file back into text",
+        "Write one line per record: the tokens of its ids separated by spaces (out-of-vocabulary tokens come "
+        "back as <unk>). When DIR also holds subword models, the pieces are joined back into raw text.",
+        [("--input", "F.rec", "RecordIO-protobuf file to read"), options.VOCAB_DIR,
+         ("--source", "OUT", "source text file to write"), ("--target", "OUT", "target text file to write")], run)
     options.add_quiet(parser)
-    parser.set_defaults(run=run)
 
 
 def run(args) -> None:

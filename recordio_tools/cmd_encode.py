@@ -6,18 +6,15 @@ from recordio_tools.progress import Progress
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "encode", help="write a .rec file with existing vocabularies",
-        description="One record per line pair; tokens outside the vocabulary become <unk>, "
-                    "pairs with an empty side are skipped. When DIR also holds subword.src.model and "
-                    "subword.trg.model (from `prepare --subword`), the lines are raw text cut into pieces.")
-    parser.add_argument("--source", required=True, metavar="F", help="source text, one sentence per line")
-    parser.add_argument("--target", required=True, metavar="F", help="target text, aligned by line")
-    parser.add_argument("--vocab", required=True, metavar="DIR", help="directory with vocab.src.json and vocab.trg.json")
-    parser.add_argument("--output", required=True, metavar="F.rec", help="RecordIO-protobuf file to write")
+    parser = options.add_command(
+        subparsers, "encode", "write a .rec file with existing vocabularies",
+        "One record per line pair; tokens outside the vocabulary become <unk>, pairs with an empty side are "
+        "skipped. When DIR also holds subword.src.model and subword.trg.model (from `prepare --subword`), the "
+        "lines are raw text cut into pieces.",
+        [("--source", "F", "source text, one sentence per line"), ("--target", "F", "target text, aligned by line"),
+         options.VOCAB_DIR, ("--output", "F.rec", "RecordIO-protobuf file to write")], run)
     options.add_jobs(parser)
     options.add_quiet(parser)
-    parser.set_defaults(run=run)
 
 
 def run(args) -> None:

@@ -11,23 +11,20 @@ from recordio_tools.progress import Progress
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "prepare", help="build vocabularies and write train.rec and val.rec",
-        description="Do what SageMaker's create_vocab_proto.py does: whitespace tokens, vocabularies "
-                    "from the training files (descending count, ties in reverse lexical order), "
-                    "one record per line pair, pairs with an empty side skipped. With --subword, the "
-                    "files are raw text instead: SentencePiece models trained on the training files cut "
-                    "it into pieces, and subword.src.model / subword.trg.model are written too.")
-    parser.add_argument("--train-source", required=True, metavar="F", help="training source text, one sentence per line")
-    parser.add_argument("--train-target", required=True, metavar="F", help="training target text, aligned by line")
-    parser.add_argument("--val-source", required=True, metavar="F", help="validation source text")
-    parser.add_argument("--val-target", required=True, metavar="F", help="validation target text")
-    parser.add_argument("--output", required=True, metavar="DIR", help="directory for the four output files")
+    parser = options.add_command(
+        subparsers, "prepare", "build vocabularies and write train.rec and val.rec",
+        "Do what SageMaker's create_vocab_proto.py does: whitespace tokens, vocabularies from the training files "
+        "(descending count, ties in reverse lexical order), one record per line pair, pairs with an empty side "
+        "skipped. With --subword, the files are raw text instead: SentencePiece models trained on the training "
+        "files cut it into pieces, and subword.src.model / subword.trg.model are written too.",
+        [("--train-source", "F", "training source text, one sentence per line"),
+         ("--train-target", "F", "training target text, aligned by line"),
+         ("--val-source", "F", "validation source text"), ("--val-target", "F", "validation target text"),
+         ("--output", "DIR", "directory for the four output files")], run)
     options.add_vocab_options(parser)
     options.add_subword_options(parser)
     options.add_jobs(parser)
     options.add_quiet(parser)
-    parser.set_defaults(run=run)
 
 
 def _subword_config(args) -> SubwordTrainingConfig:

@@ -6,15 +6,14 @@ from recordio_tools.progress import Progress
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "vocab", help="build vocab.src.json and vocab.trg.json",
-        description="Count whitespace tokens and write the vocabularies SageMaker's seq2seq reads.")
-    parser.add_argument("--source", required=True, metavar="F", help="source text, one sentence per line")
-    parser.add_argument("--target", required=True, metavar="F", help="target text, one sentence per line")
-    parser.add_argument("--output", required=True, metavar="DIR", help="directory for the two vocab files")
+    parser = options.add_command(
+        subparsers, "vocab", "build vocab.src.json and vocab.trg.json",
+        "Count whitespace tokens and write the vocabularies SageMaker's seq2seq reads.",
+        [("--source", "F", "source text, one sentence per line"),
+         ("--target", "F", "target text, one sentence per line"),
+         ("--output", "DIR", "directory for the two vocab files")], run)
     options.add_vocab_options(parser)
     options.add_quiet(parser)
-    parser.set_defaults(run=run)
 
 
 def run(args) -> None:

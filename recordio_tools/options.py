@@ -9,6 +9,19 @@ from seq2seq.data.vocab import DEFAULT_MAX_SIZE, DEFAULT_MIN_COUNT, Vocabulary
 from seq2seq.errors import UserError
 
 
+VOCAB_DIR = ("--vocab", "DIR", "directory with vocab.src.json and vocab.trg.json")
+
+
+def add_command(subparsers, name: str, summary: str, description: str, required, run):
+    """The parser of subcommand `name`: one required argument per (flag, metavar, help) of `required`, and
+    `run(args)` as what it does."""
+    parser = subparsers.add_parser(name, help=summary, description=description)
+    for flag, metavar, text in required:
+        parser.add_argument(flag, required=True, metavar=metavar, help=text)
+    parser.set_defaults(run=run)
+    return parser
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
