@@ -27,31 +27,29 @@ def _base_dir_from_environment() -> str:
     return os.environ.get(BASE_DIR_VARIABLE, DEFAULT_BASE_DIR)
 
 
+def _under(parent: str, *parts: str, doc: Optional[str] = None) -> property:
+    """A read-only path property: os.path.join(self.<parent>, *parts)."""
+    return property(lambda self: os.path.join(getattr(self, parent), *parts), doc=doc)
+
+
 @dataclass(frozen=True)
 class SageMakerPaths:
     """Paths of the SageMaker container layout under `base_dir` (default: $SAGEMAKER_BASE_DIR or /opt/ml)."""
 
     base_dir: str = field(default_factory=_base_dir_from_environment)
 
-    @property
-    def input_config_dir(self) -> str:
-        return os.path.join(self.base_dir, "input", "config")
-
-    @property
-    def hyperparameters_file(self) -> str:
-        return os.path.join(self.input_config_dir, "hyperparameters.json")
-
-    @property
-    def inputdataconfig_file(self) -> str:
-        return os.path.join(self.input_config_dir, "inputdataconfig.json")
-
-    @property
-    def resourceconfig_file(self) -> str:
-        return os.path.join(self.input_config_dir, "resourceconfig.json")
-
-    @property
-    def data_dir(self) -> str:
-        return os.path.join(self.base_dir, "input", "data")
+    input_config_dir = _under("base_dir", "input", "config")
+    hyperparameters_file = _under("input_config_dir", "hyperparameters.json")
+    inputdataconfig_file = _under("input_config_dir", "inputdataconfig.json")
+    resourceconfig_file = _under("input_config_dir", "resourceconfig.json")
+    data_dir = _under("base_dir", "input", "data")
+    model_dir = _under("base_dir", "model")
+    output_dir = _under("base_dir", "output")
+    output_data_dir = _under("output_dir", "data")
+    failure_file = _under("output_dir", constants.FAILURE_FILE)
+    success_file = _under("output_dir", constants.SUCCESS_FILE)
+    checkpoint_dir = _under("base_dir", "checkpoints",
+                            doc="SageMaker's default CheckpointConfig.LocalPath, synced to S3 and restored on restart.")
 
     def channel_dir(self, channel: str) -> str:
         """File-mode directory of a channel: <data_dir>/<channel>."""
@@ -60,31 +58,6 @@ class SageMakerPaths:
     def pipe_path(self, channel: str, epoch: int) -> str:
         """Pipe-mode FIFO of a channel for one epoch (0-based): <data_dir>/<channel>_<epoch>."""
         return os.path.join(self.data_dir, f"{channel}_{epoch}")
-
-    @property
-    def model_dir(self) -> str:
-        return os.path.join(self.base_dir, "model")
-
-    @property
-    def output_dir(self) -> str:
-        return os.path.join(self.base_dir, "output")
-
-    @property
-    def output_data_dir(self) -> str:
-        return os.path.join(self.output_dir, "data")
-
-    @property
-    def failure_file(self) -> str:
-        return os.path.join(self.output_dir, constants.FAILURE_FILE)
-
-    @property
-    def success_file(self) -> str:
-        return os.path.join(self.output_dir, constants.SUCCESS_FILE)
-
-    @property
-    def checkpoint_dir(self) -> str:
-        """SageMaker's default CheckpointConfig.LocalPath, synced to S3 and restored on restart."""
-        return os.path.join(self.base_dir, "checkpoints")
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,21 @@ def wait_for_error(watchdog, within_seconds):
                          f"finished peers {watchdog._finished_peers})")
 
 
+def finish_in_background(watchdog):
+    """Start watchdog.finish(timeout=10) in a thread; return the thread and the list its DistributedError goes to."""
+    errors = []
+
+    def finish():
+        try:
+            watchdog.finish(timeout=10)
+        except DistributedError as error:
+            errors.append(error)
+
+    finisher = threading.Thread(target=finish)
+    finisher.start()
+    return finisher, errors
+
+
 def run_in_threads(*calls):
     """Run callables concurrently; return their exceptions (None for success)."""
     errors = [None] * len(calls)
@@ -229,16 +244,7 @@ def test_hard_deadline_writes_the_reason_and_exits_when_check_is_not_reached(por
 def test_finish_raises_when_a_peer_dies_before_finishing(port):
     recorder = ExitRecorder()
     master, worker = start_pair(port, recorder)
-    errors = []
-
-    def finish_master():
-        try:
-            master.finish(timeout=10)
-        except DistributedError as error:
-            errors.append(error)
-
-    finisher = threading.Thread(target=finish_master)
-    finisher.start()
+    finisher, errors = finish_in_background(master)
     time.sleep(0.3)
     worker.close()
     finisher.join(10)
@@ -303,16 +309,7 @@ def test_host_still_stepping_after_a_peer_finished_fails_both(port):
     for update in range(5):
         master.check(update)
         worker.check(update)
-    errors = []
-
-    def finish_master():
-        try:
-            master.finish(timeout=10)
-        except DistributedError as error:
-            errors.append(error)
-
-    finisher = threading.Thread(target=finish_master)
-    finisher.start()
+    finisher, errors = finish_in_background(master)
     error, _ = wait_for_error(worker, 5.0)  # checks 1, 2, ... : check(5) is one update too many
     finisher.join(10)
     assert "worker on host algo-1 finished at update 4 while host algo-2 went on" in str(error)

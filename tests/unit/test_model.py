@@ -156,24 +156,24 @@ def test_translation_of_padded_sentence_equals_unpadded():
 
 # ----- agreement of the programs -----
 
-@pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_fused_teacher_forcing_equals_decode_steps(name):
-    model = tiny_model(input_feeding=False, **CONFIGS[name])
-    source, source_length = padded(SOURCES)
-    target_input, _ = padded(TARGET_INPUT)
-    fused = model(source, source_length, target_input).asnumpy()
-    stepped = step_by_step_logits(model, source, source_length, target_input)
-    np.testing.assert_allclose(fused, stepped, atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("name", sorted(CONFIGS))
-def test_input_feeding_forward_equals_decode_steps(name):
-    model = tiny_model(input_feeding=True, **CONFIGS[name])
+def assert_forward_equals_decode_steps(input_feeding: bool, name: str) -> None:
+    """Teacher-forced logits of the whole target at once equal those of decode_step, one step at a time."""
+    model = tiny_model(input_feeding=input_feeding, **CONFIGS[name])
     source, source_length = padded(SOURCES)
     target_input, _ = padded(TARGET_INPUT)
     forward = model(source, source_length, target_input).asnumpy()
     stepped = step_by_step_logits(model, source, source_length, target_input)
     np.testing.assert_allclose(forward, stepped, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_fused_teacher_forcing_equals_decode_steps(name):
+    assert_forward_equals_decode_steps(False, name)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_input_feeding_forward_equals_decode_steps(name):
+    assert_forward_equals_decode_steps(True, name)
 
 
 def test_input_feeding_changes_the_decoder():

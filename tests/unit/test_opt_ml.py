@@ -35,6 +35,14 @@ def write_file(path, data=b"\x0a\x02\x00\x00"):
     return path
 
 
+def assert_reading_fails_naming_file(read, paths, path, content, fragment):
+    """`content` written to `path`: read(paths) raises a UserError that starts with `path` and holds `fragment`."""
+    write_file(path, content.encode())
+    with pytest.raises(UserError) as info:
+        read(paths)
+    assert str(info.value).startswith(path) and fragment in str(info.value)
+
+
 def test_default_base_dir(monkeypatch):
     monkeypatch.delenv("SAGEMAKER_BASE_DIR", raising=False)
     paths = SageMakerPaths()
@@ -102,10 +110,7 @@ def test_input_data_config_missing_means_file_mode_for_present_channels(paths):
                                                    "allowed: File, FastFile, Pipe"),
 ])
 def test_input_data_config_errors_name_file(paths, content, fragment):
-    write_file(paths.inputdataconfig_file, content.encode())
-    with pytest.raises(UserError) as info:
-        read_input_data_config(paths)
-    assert str(info.value).startswith(paths.inputdataconfig_file) and fragment in str(info.value)
+    assert_reading_fails_naming_file(read_input_data_config, paths, paths.inputdataconfig_file, content, fragment)
 
 
 def test_file_mode_sources_sorted_recursive_and_only_rec(paths):
@@ -236,10 +241,7 @@ def test_resource_config_multi_host(paths):
      "'current_host' \"algo-9\" is not one of the hosts [\"algo-1\", \"algo-2\"]"),
 ])
 def test_resource_config_errors_name_file(paths, content, fragment):
-    write_file(paths.resourceconfig_file, content.encode())
-    with pytest.raises(UserError) as info:
-        read_resource_config(paths)
-    assert str(info.value).startswith(paths.resourceconfig_file) and fragment in str(info.value)
+    assert_reading_fails_naming_file(read_resource_config, paths, paths.resourceconfig_file, content, fragment)
 
 
 class FlakyResolver:
