@@ -38,8 +38,9 @@ import sys
 import time
 from pathlib import Path
 
-from bench.bench_train import REFERENCE_HYPERPARAMETERS, machine_info, make_job_tree, write_json_atomically
+from bench.bench_train import REFERENCE_HYPERPARAMETERS, machine_info, make_job_tree
 from bench.prepare_multi30k import SOURCE_LANG, TARGET_LANG, prepare
+from bench.results_io import save_results
 from seq2seq.data.subword import SUBWORD_FILES
 from seq2seq.shared_data import shared_data_dir
 from bench.sockeye_peer import exit_on_sigterm, omp_env
@@ -337,10 +338,7 @@ def main(argv=None) -> int:
         "evaluation": (evaluate_raw if args.text == "raw" else evaluate)(model_dir, data, limit=args.eval_sentences),
         "training_curve": training_curve(base),
     }
-    write_json_atomically(args.output, result)
-    print_table(result)
-    print(f"results: {args.output}")
-    return 0
+    return save_results(args.output, result, print_table)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from bench.serve_load import run_load  # noqa: E402
 from bench.serve_process import ServeProcess  # noqa: E402
-from bench.results_io import relative, write_json_atomically  # noqa: E402
+from bench.results_io import relative, save_results  # noqa: E402
 
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "serve.json"
 WORK_DIR = REPO_ROOT / "build" / "bench" / "serve"
@@ -270,10 +270,7 @@ def main(argv=None) -> int:
         results["ratio_output_tokens_per_s"] = round(results["batch_decoding"]["output_tokens_per_second"]
                                                      / results["sockeye"]["output_tokens_per_second"], 2)
     results["host"]["load_average_at_end"] = os.getloadavg()
-    write_json_atomically(args.output, results)
-    print_table(results)
-    print(f"\nwrote {args.output}")
-    return 0
+    return save_results(args.output, results, print_table)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ from pathlib import Path
 from bench import onmt_peer, small_model, sockeye_peer
 from bench.job_runner import run_training_job
 from bench.prepare_multi30k import prepare
-from bench.results_io import relative, write_json_atomically
+from bench.results_io import relative, save_results, write_json_atomically  # noqa: F401 (bench.gpu_smoke imports it)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "train.json"
@@ -433,10 +433,7 @@ def main(argv=None) -> int:
         parser.error("--small-updates LONG SHORT needs 0 < SHORT < LONG")
     sockeye_peer.exit_on_sigterm()
     result = run_benchmark(args)
-    write_json_atomically(args.output, result)
-    print_table(result)
-    print(f"results: {relative(args.output)}")
-    return 0
+    return save_results(args.output, result, print_table)
 
 
 if __name__ == "__main__":

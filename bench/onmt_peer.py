@@ -28,13 +28,11 @@ Usage:
     python -m bench.onmt_peer train --max-updates 300 [--repeats 1]
     python -m bench.onmt_peer translate [--model-updates 1000] [--beam 5] [--batch-size 32]
 """
-import argparse
 import dataclasses
 import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -353,14 +351,10 @@ def onmt_translate_speed(model, source_file, beam: int = 5, batch_size: int = 32
 
 def _main_train(args) -> None:
     data = multi30k()
-    with tempfile.TemporaryDirectory(prefix="onmt_bench_") as tmp:
-        work = Path(args.work_dir) if args.work_dir else Path(tmp)
-        results = [train_onmt(data, work, args.max_updates, args.warmup_updates, seed=seed,
-                              threads=args.threads, report_every=args.report_every)
-                   for seed in range(1, args.repeats + 1)]
-    for r in results:
-        print(json.dumps(dataclasses.asdict(r)))
-    print(f"median target tokens/s: {statistics.median(r.target_tokens_per_s for r in results):.1f}")
+    sockeye_peer.print_training_runs(
+        args, "onmt_bench_", lambda work, seed: train_onmt(data, work, args.max_updates, args.warmup_updates,
+                                                           seed=seed, threads=args.threads,
+                                                           report_every=args.report_every))
 
 
 def _main_translate(args) -> None:
@@ -374,16 +368,9 @@ def _main_translate(args) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("install", help="create or check the OpenNMT-py venv")
-    train = sub.add_parser("train", help="measure OpenNMT-py's training speed on Multi30k")
-    train.add_argument("--max-updates", type=int, default=300)
-    train.add_argument("--warmup-updates", type=int, default=SPEED_WINDOW)
+    parser, sub, train = sockeye_peer.peer_parser(__doc__.split("\n")[0], "OpenNMT-py", SPEED_WINDOW)
     train.add_argument("--report-every", type=int, default=SPEED_WINDOW, help="speed window (updates)")
-    train.add_argument("--repeats", type=int, default=1)
     train.add_argument("--threads", type=int, default=2)
-    train.add_argument("--work-dir", help="keep logs here (default: a temp dir)")
     translate = sub.add_parser("translate", help="measure onmt_translate output tokens/s on Multi30k val")
     translate.add_argument("--model", help="an onmt .pt (default: the cached reference model)")
     translate.add_argument("--model-updates", type=int, default=1000,
@@ -392,15 +379,7 @@ def main(argv=None) -> int:
     translate.add_argument("--beam", type=int, default=5)
     translate.add_argument("--batch-size", type=int, default=32)
     translate.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
-    sockeye_peer.exit_on_sigterm()
-    if args.command == "install":
-        print(ensure_venv())
-    elif args.command == "train":
-        _main_train(args)
-    else:
-        _main_translate(args)
-    return 0
+    return sockeye_peer.run_peer_command(parser.parse_args(argv), ensure_venv, _main_train, _main_translate)
 
 
 if __name__ == "__main__":

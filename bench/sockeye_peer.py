@@ -300,42 +300,64 @@ def sockeye_translate_speed(model_dir, source_file, beam: int = 5, batch_size: i
             "threads": threads, "omp_wait_policy": wait_policy or "default"}
 
 
-def _main_train(args) -> None:
-    from bench.prepare_multi30k import prepare
-    data = prepare(recordio=False)
-    with tempfile.TemporaryDirectory(prefix="sockeye_bench_") as tmp:
+# ----- the command line, shared with bench.onmt_peer -----
+
+def peer_parser(description: str, engine: str, warmup_updates: int):
+    """The command line of a peer: `install`, and `train` with the options every peer's training takes;
+    returns (parser, its subparsers, the train parser) for the peer to add its own."""
+    parser = argparse.ArgumentParser(description=description)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("install", help=f"create or check the {engine} venv")
+    train = sub.add_parser("train", help=f"measure {engine}'s training speed on Multi30k")
+    train.add_argument("--max-updates", type=int, default=300)
+    train.add_argument("--warmup-updates", type=int, default=warmup_updates)
+    train.add_argument("--repeats", type=int, default=1)
+    train.add_argument("--work-dir", help="keep logs here (default: a temp dir)")
+    return parser, sub, train
+
+
+def run_peer_command(args, install, train, translate) -> int:
+    """Do what peer_parser's parsed `args` ask: install() (its result printed), train(args) or translate(args)."""
+    exit_on_sigterm()
+    if args.command == "install":
+        print(install())
+    elif args.command == "train":
+        train(args)
+    else:
+        translate(args)
+    return 0
+
+
+def print_training_runs(args, temp_prefix: str, train_one) -> None:
+    """train_one(work_dir, seed) for seeds 1..args.repeats in --work-dir (default: a temporary directory);
+    each run printed as JSON, then the median target tokens/s."""
+    with tempfile.TemporaryDirectory(prefix=temp_prefix) as tmp:
         work = Path(args.work_dir) if args.work_dir else Path(tmp)
-        results = [train_sockeye(data, work, args.max_updates, args.warmup_updates, seed=seed)
-                   for seed in range(1, args.repeats + 1)]
+        results = [train_one(work, seed) for seed in range(1, args.repeats + 1)]
     for r in results:
         print(json.dumps(dataclasses.asdict(r)))
     print(f"median target tokens/s: {statistics.median(r.target_tokens_per_s for r in results):.1f}")
 
 
+def _main_train(args) -> None:
+    from bench.prepare_multi30k import prepare
+    data = prepare(recordio=False)
+    print_training_runs(args, "sockeye_bench_",
+                        lambda work, seed: train_sockeye(data, work, args.max_updates, args.warmup_updates, seed=seed))
+
+
+def _main_translate(args) -> None:
+    print(json.dumps(sockeye_translate_speed(args.model_dir, args.source_file, args.beam, args.batch_size)))
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("install", help="create or check the Sockeye venv")
-    train = sub.add_parser("train", help="measure Sockeye's training speed on Multi30k")
-    train.add_argument("--max-updates", type=int, default=300)
-    train.add_argument("--warmup-updates", type=int, default=SPEED_WINDOW_BATCHES)
-    train.add_argument("--repeats", type=int, default=1)
-    train.add_argument("--work-dir", help="keep logs here (default: a temp dir)")
+    parser, sub, _ = peer_parser(__doc__.split("\n")[0], "Sockeye", SPEED_WINDOW_BATCHES)
     translate = sub.add_parser("translate", help="measure sockeye.translate sentences/s")
     translate.add_argument("model_dir")
     translate.add_argument("source_file")
     translate.add_argument("--beam", type=int, default=5)
     translate.add_argument("--batch-size", type=int, default=1)
-    args = parser.parse_args(argv)
-    exit_on_sigterm()
-    if args.command == "install":
-        print(ensure_venv())
-    elif args.command == "train":
-        _main_train(args)
-    else:
-        print(json.dumps(sockeye_translate_speed(args.model_dir, args.source_file, args.beam,
-                                                 args.batch_size)))
-    return 0
+    return run_peer_command(parser.parse_args(argv), ensure_venv, _main_train, _main_translate)
 
 
 if __name__ == "__main__":
