@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 
+from seq2seq.atomic_write import write_text
 from seq2seq.shared_data import shared_data_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -215,10 +216,7 @@ def main(argv=None) -> None:
               "load_average_after": os.getloadavg(), "results": results,
               "note": "medians over fresh subprocesses; times exclude interpreter start-up and imports"}
     os.makedirs(os.path.dirname(RESULTS), exist_ok=True)
-    temporary = RESULTS + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as out:
-        json.dump(report, out, indent=2)
-    os.replace(temporary, RESULTS)
+    write_text(RESULTS, json.dumps(report, indent=2))
     print(_table(results))
     print(f"load average before/after: {load_before[0]:.1f} / {report['load_average_after'][0]:.1f} "
           f"on {os.cpu_count()} CPUs; results in {os.path.relpath(RESULTS, REPO)}")

@@ -16,13 +16,12 @@ Usage: ``python -m bench.prepare_multi30k [--data-dir DIR] [--output DIR] [--for
 """
 import argparse
 import dataclasses
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from seq2seq.atomic_write import atomic_output
 from seq2seq.shared_data import shared_data_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -95,19 +94,11 @@ def write_lines_atomically(path: Path, lines) -> int:
     """Write lines (without newlines) to ``path`` via a temp file + rename; returns the count."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            for line in lines:
-                out.write(line + "\n")
-                count += 1
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as out:
+        for line in lines:
+            out.write((line + "\n").encode("utf-8"))
+            count += 1
     return count
 
 

@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Dict
 
+from seq2seq.atomic_write import write_text
 from seq2seq.hyperparameters import OURS, documentation_rows
 from seq2seq.training.metrics_log import METRIC_REGEXES
 
@@ -71,10 +72,7 @@ def main(argv=None) -> int:
     with open(args.readme, encoding="utf-8") as stream:
         text = stream.read()
     if args.write:
-        temporary = args.readme + ".tmp"
-        with open(temporary, "w", encoding="utf-8") as stream:
-            stream.write(render(text))
-        os.replace(temporary, args.readme)
+        write_text(args.readme, render(text))
         return 0
     stale = [name for name, is_stale in stale_tables(text).items() if is_stale]
     if stale:

@@ -17,6 +17,7 @@ import shutil
 from typing import Dict, Mapping
 
 from seq2seq import constants
+from seq2seq.atomic_write import write_json
 from seq2seq.data.subword import SUBWORD_FILES
 
 CHANNEL_FILES = {
@@ -60,10 +61,7 @@ def build_training_tree(base_dir: str, prepared_dir: str, hyperparameters: Mappi
         channel_dirs[channel] = directory
     config_dir = os.path.join(base_dir, "input", "config")
     os.makedirs(config_dir, exist_ok=True)
-    path = os.path.join(config_dir, "hyperparameters.json")
-    with open(path + ".tmp", "w", encoding="utf-8") as stream:
-        json.dump(hyperparameters_as_strings(hyperparameters), stream, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    write_json(os.path.join(config_dir, "hyperparameters.json"), hyperparameters_as_strings(hyperparameters))
     for name in OUTPUT_DIRS:
         directory = os.path.join(base_dir, name)
         os.makedirs(directory, exist_ok=True)

@@ -25,6 +25,8 @@ import random
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
+from seq2seq.atomic_write import atomic_output
+
 DETERMINERS = ("the", "a", "this", "every")
 ADJECTIVES = ("big", "small", "red", "green", "old", "young", "happy", "sad",
               "tall", "short", "fast", "slow", "bright", "dark", "quiet", "loud")
@@ -195,11 +197,9 @@ def write_corpus(output_dir: str, train: int = 8000, validation: int = 300, test
 
 
 def _write_lines(path: str, lines) -> None:
-    temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as stream:
+    with atomic_output(path) as stream:
         for line in lines:
-            stream.write(line + "\n")
-    os.replace(temporary, path)
+            stream.write((line + "\n").encode("utf-8"))
 
 
 def main(argv=None) -> int:

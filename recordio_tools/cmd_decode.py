@@ -1,6 +1,6 @@
 """`decode`: a .rec file -> source and target text, ids turned back into tokens."""
 
-from seq2seq.data.atomic_file import atomic_output
+from seq2seq.atomic_write import atomic_output
 from seq2seq.data.recordio_codec import read_pairs
 from recordio_tools import options
 from recordio_tools.progress import Progress

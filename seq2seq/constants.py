@@ -28,6 +28,11 @@ MODEL_CONFIG_FILE = "config.json"
 MODEL_METRICS_FILE = "metrics.json"
 MODEL_VERSION_FILE = "version"
 
+# SentencePiece models of a raw-text setup: in the `prepare` output, the vocab channel and the model directory.
+SUBWORD_SOURCE_FILE = "subword.src.model"
+SUBWORD_TARGET_FILE = "subword.trg.model"
+SUBWORD_FILES = (SUBWORD_SOURCE_FILE, SUBWORD_TARGET_FILE)
+
 # Files of the training state under /opt/ml/checkpoints.
 TRAINING_STATE_DIR = "training_state"
 

@@ -16,7 +16,7 @@ import mxnet as mx
 import numpy as np
 
 from . import constants
-from .data.atomic_file import write_text_atomically
+from .atomic_write import write_text
 from .data.batch_iterator import BucketBatchIterator
 from .data.bucketing import define_parallel_buckets, mean_length_ratio
 from .data.dataset import ParallelData, read_parallel_data
@@ -25,9 +25,9 @@ from .data.subword import SubwordModels, load_checked_subword_models
 from .data.vocab import Vocabulary
 from .errors import DistributedError, StorageError, UserError, check_condition
 from .hyperparameters import Hyperparameters, load_hyperparameters_file
-from .inference.model_io import write_model_dir, atomic_write_json
 from .model.config import ModelConfig
 from .model.seq2seq_model import Seq2SeqModel
+from .model_dir import write_model_dir, write_model_metrics
 from .opt_ml import (SageMakerPaths, channel_record_sources, read_input_data_config, read_resource_config,
                             vocab_files)
 from .training import training_state as ts
@@ -51,7 +51,7 @@ def write_failure(paths: SageMakerPaths, reason: str) -> None:
     try:
         os.makedirs(paths.output_dir, exist_ok=True)
         if not os.path.exists(paths.failure_file):
-            write_text_atomically(paths.failure_file, reason.rstrip() + "\n")
+            write_text(paths.failure_file, reason.rstrip() + "\n")
     except OSError as error:
         print(f"cannot write {paths.failure_file} ({error.strerror or error}); the failure was: {reason}",
               file=sys.stderr, flush=True)
@@ -200,9 +200,9 @@ def export_model(paths: SageMakerPaths, model: Seq2SeqModel, source_vocab: Vocab
                        "length_penalty_beta": hp.length_penalty_beta, "hyperparameters": hp.to_dict()}
     write_model_dir(paths.model_dir, model, source_vocab, target_vocab, decode_defaults, subword)
     best_record = next((r for r in state.history if r["checkpoint"] == state.best_checkpoint), None)
-    atomic_write_json(os.path.join(paths.model_dir, constants.MODEL_METRICS_FILE),
-                      {"best_checkpoint": best_record, "num_updates": state.num_updates,
-                       "num_checkpoints": state.num_checkpoints, "optimized_metric": hp.optimized_metric})
+    write_model_metrics(paths.model_dir, {"best_checkpoint": best_record, "num_updates": state.num_updates,
+                                          "num_checkpoints": state.num_checkpoints,
+                                          "optimized_metric": hp.optimized_metric})
 
 
 def main() -> int:
@@ -223,7 +223,7 @@ def main() -> int:
         hp = load_hyperparameters_file(paths.hyperparameters_file)
         run(paths, hp, trainers, distributed)
         os.makedirs(paths.output_dir, exist_ok=True)
-        write_text_atomically(paths.success_file, "")
+        write_text(paths.success_file, "")
     except UserError as error:
         code = 2
         logger.error("training failed (user error): %s\n%s", error, traceback.format_exc())

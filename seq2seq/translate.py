@@ -9,14 +9,13 @@ line, same order (detokenised text with subword models; an empty line gives an e
 """
 import argparse
 import io
-import json
 import logging
 import os
 import sys
-import tempfile
 import time
 from typing import Iterable, List, TextIO
 
+from seq2seq.atomic_write import write_json
 from seq2seq.errors import UserError
 from seq2seq.serving.options import apply_overrides
 
@@ -96,13 +95,6 @@ def _read_lines(path: str) -> List[str]:
         raise UserError(f"{path}: not valid UTF-8 at byte offset {error.start}") from None
 
 
-def _write_json_atomic(path: str, obj) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp", encoding="utf-8") as handle:
-        json.dump(obj, handle, indent=2)
-    os.replace(handle.name, path)
-
-
 def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     translator = load_translator(args.model, args.device)
     options = decode_options(translator, args)
@@ -127,7 +119,7 @@ def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO)
         print(f"{score} {signature}", file=stderr)
         stats.update(bleu=round(score.score, 2), bleu_signature=str(signature))
     if args.stats_json:
-        _write_json_atomic(args.stats_json, stats)
+        write_json(args.stats_json, stats)
     return 0
 
 

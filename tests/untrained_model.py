@@ -3,7 +3,7 @@
 import mxnet as mx
 
 from seq2seq.data.vocab import Vocabulary
-from seq2seq.inference.model_io import write_model_dir
+from seq2seq.model_dir import write_model_dir
 from seq2seq.model.config import ModelConfig
 from seq2seq.model.seq2seq_model import Seq2SeqModel
 

@@ -22,9 +22,9 @@ from typing import BinaryIO, Iterable, Iterator, Sequence, Tuple
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from seq2seq.atomic_write import atomic_output
 from seq2seq.constants import SOURCE_FEATURE, TARGET_FEATURE
 from seq2seq.data import recordio_batch
-from seq2seq.data.atomic_file import atomic_output
 from seq2seq.data.record_schema import Record
 from seq2seq.errors import DataFormatError, UserError
 

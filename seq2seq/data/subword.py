@@ -18,15 +18,13 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..constants import (BOS_ID, BOS_SYMBOL, EOS_ID, EOS_SYMBOL, PAD_ID, PAD_SYMBOL, UNK_ID, UNK_SYMBOL,
-                         VOCAB_SOURCE_FILE, VOCAB_TARGET_FILE)
+from ..atomic_write import write_bytes
+from ..constants import (BOS_ID, BOS_SYMBOL, EOS_ID, EOS_SYMBOL, PAD_ID, PAD_SYMBOL, SUBWORD_FILES,
+                         SUBWORD_SOURCE_FILE, SUBWORD_TARGET_FILE, UNK_ID, UNK_SYMBOL, VOCAB_SOURCE_FILE,
+                         VOCAB_TARGET_FILE)
 from ..errors import UserError
-from .atomic_file import write_bytes_atomically
 from .vocab import Vocabulary
 
-SUBWORD_SOURCE_FILE = "subword.src.model"
-SUBWORD_TARGET_FILE = "subword.trg.model"
-SUBWORD_FILES = (SUBWORD_SOURCE_FILE, SUBWORD_TARGET_FILE)
 MODEL_TYPES = ("unigram", "bpe")
 WORD_BOUNDARY = "\u2581"            # "▁", SentencePiece's mark of a preceding space
 MIN_VOCAB_SIZE = 8
@@ -106,7 +104,7 @@ class SubwordModel:
             raise UserError(f"cannot read subword model {path}: {error.strerror or error}") from None
 
     def save(self, path) -> None:
-        write_bytes_atomically(path, self.model_proto)
+        write_bytes(path, self.model_proto)
 
     def __len__(self) -> int:
         return len(self.pieces)

@@ -13,7 +13,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from seq2seq.data.atomic_file import write_text_atomically
+from seq2seq.atomic_write import write_text
 from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID, RESERVED_SYMBOLS, UNK_ID
 from seq2seq.errors import UserError
 
@@ -56,7 +56,7 @@ class Vocabulary:
     def save(self, path) -> None:
         """Write the vocab as UTF-8 JSON (indent 4, non-ASCII kept), atomically."""
         text = json.dumps(self._token_to_id, indent=4, ensure_ascii=False)
-        write_text_atomically(path, text)
+        write_text(path, text)
 
     def __len__(self) -> int:
         return len(self.id_to_token)

@@ -15,7 +15,7 @@ from ..data.subword import SubwordModels, load_checked_subword_models
 from ..data.vocab import Vocabulary
 from ..model.config import ModelConfig
 from ..model.seq2seq_model import Seq2SeqModel
-from .model_io import load_model
+from ..model_dir import load_model
 from .search import beam_search
 
 DEFAULT_BATCH_SENTENCES = 32

@@ -8,7 +8,7 @@ import os
 from typing import List
 
 from ..constants import CURVES_PNG_FILE, METRICS_CSV_FILE, METRICS_JSON_FILE
-from ..data.atomic_file import write_bytes_atomically, write_text_atomically
+from ..atomic_write import write_bytes, write_text
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +59,15 @@ def write_metric_files(output_data_dir: str, history: List[dict]) -> None:
     """metrics.json, metrics.csv and training_curves.png under /opt/ml/output/data, each atomically."""
     os.makedirs(output_data_dir, exist_ok=True)
     history = _with_signatures(history)
-    write_text_atomically(os.path.join(output_data_dir, METRICS_JSON_FILE), json.dumps(history, indent=1))
+    write_text(os.path.join(output_data_dir, METRICS_JSON_FILE), json.dumps(history, indent=1))
     columns = sorted({key for record in history for key in record})
     text = io.StringIO()
     writer = csv.DictWriter(text, fieldnames=columns)
     writer.writeheader()
     writer.writerows(history)
-    write_text_atomically(os.path.join(output_data_dir, METRICS_CSV_FILE), text.getvalue())
+    write_text(os.path.join(output_data_dir, METRICS_CSV_FILE), text.getvalue())
     try:
-        write_bytes_atomically(os.path.join(output_data_dir, CURVES_PNG_FILE), _plot(history))
+        write_bytes(os.path.join(output_data_dir, CURVES_PNG_FILE), _plot(history))
     except Exception as error:  # a plot is a convenience: never fail training for it
         logger.warning("could not draw the training curves: %s", error)
 

@@ -10,8 +10,9 @@ from typing import List, Optional
 
 import mxnet as mx
 
+from ..atomic_write import write_text as write_text_atomically  # the name tests/bad_inputs/ patches
+from ..atomic_write import write_with
 from ..constants import MODEL_PARAMS_FILE, TRAINING_STATE_DIR
-from ..data.atomic_file import write_text_atomically
 from ..errors import CheckpointError, StorageError
 
 PARAMS_FILE = "params"
@@ -66,21 +67,16 @@ def short_reason(error: BaseException) -> str:
 
 
 def save_file_atomically(path: str, write, intact: str) -> None:
-    """`write(temp_path)` into a temporary file next to `path`, then rename it over `path`.
+    """`write(temp_path)` into a temporary file next to `path`, then rename it over `path` (atomic_write.write_with).
 
     Any failure (full disk, no permission, an MXNet write error) removes the temporary file, leaves `path`
-    as it was and raises StorageError naming `path` and saying what is `intact`.
+    as it was and raises StorageError naming `path` and saying what is `intact`; other exceptions propagate
+    unchanged (the temporary file is removed as well).
     """
-    temp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
-        write(temp)
-        os.replace(temp, path)
+        write_with(path, write)
     except (OSError, mx.base.MXNetError) as error:
-        _remove_quietly(temp)
         raise storage_error("write", path, error, intact) from error
-    except BaseException:
-        _remove_quietly(temp)
-        raise
 
 
 def save_training_state(checkpoint_dir: str, state: TrainingState, save_params, save_optimizer) -> None:
@@ -198,13 +194,6 @@ def _sync_directory(path: str) -> None:
     for name in os.listdir(path):
         with open(os.path.join(path, name), "rb") as stream:
             os.fsync(stream.fileno())
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def params_path(checkpoint_dir: str) -> str:

@@ -1,5 +1,17 @@
-"""Reading and writing a model directory: params.best, config.json, vocab.src.json, vocab.trg.json
-(and subword.src.model, subword.trg.model for raw-text models)."""
+"""The model directory (/opt/ml/model): which files it holds, and the one module that writes, reads and loads it.
+
+A trained model directory holds, every file written atomically (see seq2seq.atomic_write):
+
+    params.best        the parameters (MXNet Gluon `save_parameters` format)
+    vocab.src.json     source vocabulary
+    vocab.trg.json     target vocabulary
+    version            the package version that wrote it (plain text)
+    config.json        the architecture, decoding defaults, hyperparameters; written last, so its presence
+                       means the files above are complete
+    metrics.json       the best checkpoint's metrics (written by the training job after the model)
+    subword.src.model, subword.trg.model
+                       SentencePiece models of a raw-text model (absent for word-level models)
+"""
 
 import contextlib
 import json
@@ -8,35 +20,35 @@ from typing import Optional, Tuple
 
 import mxnet as mx
 
-from .. import __version__
-from ..constants import MODEL_CONFIG_FILE, MODEL_PARAMS_FILE, MODEL_VERSION_FILE, VOCAB_SOURCE_FILE, VOCAB_TARGET_FILE
-from ..data.atomic_file import write_bytes_atomically
-from ..data.subword import SUBWORD_FILES, SUBWORD_SOURCE_FILE, SUBWORD_TARGET_FILE, SubwordModels
-from ..data.vocab import Vocabulary
-from ..errors import UserError
-from ..model.config import ModelConfig
-from ..model.seq2seq_model import Seq2SeqModel
+from . import __version__
+from .atomic_write import write_bytes, write_json, write_with
+from .constants import (MODEL_CONFIG_FILE, MODEL_METRICS_FILE, MODEL_PARAMS_FILE, MODEL_VERSION_FILE,
+                        SUBWORD_FILES, SUBWORD_SOURCE_FILE, SUBWORD_TARGET_FILE, VOCAB_SOURCE_FILE,
+                        VOCAB_TARGET_FILE)
+from .data.subword import SubwordModels
+from .data.vocab import Vocabulary
+from .errors import UserError
+from .model.config import ModelConfig
+from .model.seq2seq_model import Seq2SeqModel
 
-
-def atomic_write_json(path: str, value) -> None:
-    write_bytes_atomically(path, json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+REQUIRED_FILES = (MODEL_PARAMS_FILE, VOCAB_SOURCE_FILE, VOCAB_TARGET_FILE, MODEL_VERSION_FILE, MODEL_CONFIG_FILE)
+OPTIONAL_FILES = (MODEL_METRICS_FILE, *SUBWORD_FILES)
+MODEL_FILES = REQUIRED_FILES + OPTIONAL_FILES
 
 
 def save_parameters_atomically(model: Seq2SeqModel, path: str) -> None:
-    """Gluon `save_parameters` into a temporary file, then rename over `path`."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    temp_path = os.path.join(directory, f".tmp-{os.path.basename(path)}-{os.getpid()}")
-    model.save_parameters(temp_path)
-    os.replace(temp_path, path)
+    """Gluon `save_parameters` of `model` into `path`, atomically (the parameters file of write_model_dir)."""
+    write_with(path, model.save_parameters)
 
 
 def write_model_dir(model_dir: str, model: Seq2SeqModel, source_vocab: Vocabulary, target_vocab: Vocabulary,
                     extra_config: dict = None, subword: Optional[SubwordModels] = None) -> None:
     """Write everything serving needs. Each file is written atomically; config.json is written last.
 
+    `extra_config`: entries added to config.json (decoding defaults, hyperparameters).
     `subword`: the SentencePiece models (subword.src.model, subword.trg.model) that make the model take and
     give raw text; without them, subword files of an earlier model in the directory are removed.
+    An OSError (full disk, no permission) propagates; files already in place stay as they were.
     """
     os.makedirs(model_dir, exist_ok=True)
     save_parameters_atomically(model, os.path.join(model_dir, MODEL_PARAMS_FILE))
@@ -48,13 +60,18 @@ def write_model_dir(model_dir: str, model: Seq2SeqModel, source_vocab: Vocabular
         for name in SUBWORD_FILES:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(model_dir, name))
-    write_bytes_atomically(os.path.join(model_dir, MODEL_VERSION_FILE), __version__.encode())
+    write_bytes(os.path.join(model_dir, MODEL_VERSION_FILE), __version__.encode())
     config = {"model": model.config.to_dict(), "version": __version__}
     if subword is not None:
         config["text"] = {"kind": "raw text, SentencePiece subwords", "source_model": SUBWORD_SOURCE_FILE,
                           "target_model": SUBWORD_TARGET_FILE, "joint": subword.joint}
     config.update(extra_config or {})
-    atomic_write_json(os.path.join(model_dir, MODEL_CONFIG_FILE), config)
+    write_json(os.path.join(model_dir, MODEL_CONFIG_FILE), config)
+
+
+def write_model_metrics(model_dir: str, metrics: dict) -> None:
+    """Write metrics.json (indented, sorted keys) into the model directory, atomically."""
+    write_json(os.path.join(model_dir, MODEL_METRICS_FILE), metrics)
 
 
 def read_model_config(model_dir: str) -> Tuple[ModelConfig, dict]:
@@ -71,7 +88,9 @@ def read_model_config(model_dir: str) -> Tuple[ModelConfig, dict]:
 
 
 def load_model(model_dir: str, ctx=None) -> Tuple[Seq2SeqModel, Vocabulary, Vocabulary, dict]:
-    """Load (model, source vocab, target vocab, config dict) from a model directory, hybridized, on `ctx`."""
+    """Load (model, source vocab, target vocab, config dict) from a model directory, hybridized, on `ctx`
+    (default: the CPU). UserError when config.json, a vocabulary or params.best is missing, or config.json or
+    a vocabulary is unreadable."""
     ctx = ctx or mx.cpu()
     model_config, config = read_model_config(model_dir)
     source_vocab = Vocabulary.load(os.path.join(model_dir, VOCAB_SOURCE_FILE))
