@@ -22,3 +22,12 @@ def write_json_atomically(path: Path, obj) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+
+
+def save_results(path: Path, results: dict, print_table) -> int:
+    """The end of a benchmark's main(): `results` written to `path`, shown by print_table(results), and where
+    they went; returns 0, the exit status."""
+    write_json_atomically(path, results)
+    print_table(results)
+    print(f"results: {relative(path)}")
+    return 0
