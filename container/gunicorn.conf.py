@@ -2,7 +2,9 @@
 
 gthread workers: each worker runs many request threads that feed one decoder thread (dynamic
 batching, see seq2seq.serving.batching). The master imports only seq2seq.serving.settings, never
-MXNet; each worker loads the model after the fork, worker slot i on GPU i mod n (or the CPU).
+MXNet. Each worker builds its own app after the fork with the factory named by `wsgi_app`; before
+that, `post_fork` gives the worker its device (worker slot i on GPU i mod n, or the CPU) through
+SEQ2SEQ_WORKER_DEVICE, which the factory reads with the other settings.
 """
 import logging
 import os
@@ -15,10 +17,11 @@ for _root in (os.path.dirname(_HERE), _HERE):  # the repository, or the image's 
             sys.path.insert(0, _root)
         break
 
-from seq2seq.serving.settings import ServingSettings, worker_context  # noqa: E402
+from seq2seq.serving.settings import WORKER_DEVICE_VARIABLE, ServingSettings, worker_context  # noqa: E402
 
 _settings = ServingSettings.from_env()
 
+wsgi_app = "seq2seq.serving.wsgi:app_from_environment()"  # called in each worker, never in the master
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
 worker_class = "gthread"
@@ -42,7 +45,7 @@ def pre_fork(server, worker):
 
 
 def post_fork(server, worker):
-    """In the worker: route our logs to gunicorn's, choose the device, size OpenMP, start loading."""
+    """In the worker, before it loads the app: route our logs to gunicorn's, choose the device, size OpenMP."""
     project_log = logging.getLogger("seq2seq")
     project_log.handlers = list(server.log.error_log.handlers)
     project_log.setLevel(server.log.error_log.level)
@@ -50,7 +53,5 @@ def post_fork(server, worker):
     context = worker_context(worker.seq2seq_slot, _settings.num_gpus)
     if "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _settings.workers))
-    from seq2seq.serving import wsgi
-
+    os.environ[WORKER_DEVICE_VARIABLE] = context
     server.log.info("worker %d (slot %d) loads the model on %s", worker.pid, worker.seq2seq_slot, context)
-    wsgi.start_worker(context)

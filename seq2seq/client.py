@@ -13,11 +13,9 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import requests
 
+from seq2seq.content_types import JSON, JSONLINES, RECORDIO_PROTOBUF
 from seq2seq.data import recordio_codec
 
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
-RECORDIO = "application/x-recordio-protobuf"
 DEFAULT_TIMEOUT_S = 60.0
 
 
@@ -88,7 +86,7 @@ def translate_ids(sources: Sequence[Sequence[int]], url: str, timeout_s: float =
                   session: requests.Session = None) -> List[np.ndarray]:
     """Translate source id sequences with RecordIO-protobuf; returns target id arrays (int32) in order."""
     body = recordio_codec.pairs_to_bytes((list(source), []) for source in sources)
-    answer = _post(url, body, RECORDIO, RECORDIO, timeout_s, session)
+    answer = _post(url, body, RECORDIO_PROTOBUF, RECORDIO_PROTOBUF, timeout_s, session)
     pairs = recordio_codec.read_pairs_from_bytes(answer, name="response body", require_target=False)
     return [target for _source, target in pairs]
 

@@ -16,8 +16,8 @@ from typing import Optional
 
 from seq2seq.errors import HyperparameterError, UserError
 from seq2seq.model.config import even_hidden_problems, weight_tying_problems
-from seq2seq.hyperparameter_kinds import (
-    Bool, Choice, Float, Int, Kind, Maybe, Pattern, decode_value,
+from seq2seq.typed_values import (
+    Bool, Choice, Float, Hyperparameter, Int, InvalidValue, Kind, Maybe, Pattern, decode_value,
 )
 
 AMAZON = "amazon"
@@ -198,9 +198,8 @@ def _check_fields(values: dict, given: dict = None):
     for name, value in values.items():
         try:
             typed[name] = kinds[name].parse(value)
-        except ValueError:
-            shown = given.get(name, value)
-            errors.append(f"hyperparameter '{name}': invalid value {shown!r}; allowed: {kinds[name].allowed}")
+        except InvalidValue as error:
+            errors.append(Hyperparameter(name, given.get(name, value)).problem(error))
     return errors, typed
 
 

@@ -10,12 +10,10 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from seq2seq import constants
+from seq2seq.content_types import JSON, JSONLINES, RECORDIO_PROTOBUF
 from seq2seq.errors import UserError
 from seq2seq.training.metrics_log import METRIC_REGEXES
 
-RECORDIO_PROTOBUF = "application/x-recordio-protobuf"
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 CHANNEL_CONTENT_TYPES = {

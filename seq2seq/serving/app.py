@@ -19,6 +19,7 @@ from typing import List
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from seq2seq.content_types import JSON
 from seq2seq.errors import Seq2SeqError, UserError
 from seq2seq.serving import formats
 from seq2seq.serving.body_guard import UNREAD_KEY, BodyGuard
@@ -36,10 +37,15 @@ READ_CHUNK_BYTES = 1 << 16
 
 
 def create_app(provider, settings: ServingSettings = None) -> Flask:
-    """A Flask app serving translations from `provider`; `settings` default to ServingSettings()."""
+    """A Flask app serving translations from `provider`; `settings` default to ServingSettings().
+
+    Everything the app uses is held by the app (its closures and `app.extensions`), so apps built
+    with different providers and settings live side by side in one process.
+    """
     settings = settings or ServingSettings()
     app = Flask("seq2seq.serving")
     app.extensions["seq2seq_provider"] = provider
+    app.extensions["seq2seq_settings"] = settings
 
     @app.before_request
     def _start_provider():
@@ -189,7 +195,7 @@ def _error_response(message: str, status: int) -> Response:
 
 
 def _json_response(obj, status: int) -> Response:
-    return Response(json.dumps(obj, ensure_ascii=False), status=status, mimetype="application/json")
+    return Response(json.dumps(obj, ensure_ascii=False), status=status, mimetype=JSON)
 
 
 def _payload_mb(value: float):

@@ -1,4 +1,5 @@
-"""Request parsing and response rendering for the three content types of `POST /invocations`.
+"""Request parsing and response rendering for the three content types of `POST /invocations`
+(seq2seq.content_types; other spellings of them are accepted too).
 
     application/json               {"instances": [{"data": "tok tok"}], "configuration": {...}}
                                    → {"predictions": [{"target": "tok tok", "matrix"?: [[...]]}]}
@@ -23,24 +24,11 @@ from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
 from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.content_types import ALIASES, JSON, RECORDIO_PROTOBUF, SERVED, canonical
 from seq2seq.data import recordio_codec
 from seq2seq.serving.http_errors import bad_request, not_acceptable, unsupported_media_type
 from seq2seq.serving.options import parse_configuration
 
-JSON = "application/json"
-JSONLINES = "application/jsonlines"
-RECORDIO = "application/x-recordio-protobuf"
-SUPPORTED = (JSON, JSONLINES, RECORDIO)
-
-# Other spellings clients use; the Seq2Seq docs write "applications/x-recordio-protobuf" for Accept.
-_ALIASES = {
-    JSON: JSON,
-    JSONLINES: JSONLINES,
-    "application/jsonl": JSONLINES,
-    "application/x-jsonlines": JSONLINES,
-    RECORDIO: RECORDIO,
-    "applications/x-recordio-protobuf": RECORDIO,
-}
 MATRIX_DECIMALS = 6
 _SKIPPED_IDS = (PAD_ID, BOS_ID, EOS_ID)
 
@@ -58,22 +46,22 @@ def request_format(content_type: Optional[str]) -> str:
     """Canonical request type from a Content-Type header (parameters ignored); missing → JSON; else 415."""
     if content_type is None or not content_type.strip():
         return JSON
-    base = content_type.split(";", 1)[0].strip().lower()
-    if base not in _ALIASES:
-        raise unsupported_media_type(content_type, SUPPORTED)
-    return _ALIASES[base]
+    request_type = canonical(content_type)
+    if request_type is None:
+        raise unsupported_media_type(content_type, SERVED)
+    return request_type
 
 
 def response_format(accept: Optional[str], request_type: str) -> str:
     """Canonical response type for an Accept header; missing or */* → the request's type; else 406."""
     if accept is None or not accept.strip():
         return request_type
-    candidates = [request_type] + [alias for alias, canon in _ALIASES.items() if canon == request_type]
-    candidates += [alias for alias in _ALIASES if alias not in candidates]
+    candidates = [request_type] + [alias for alias, canon in ALIASES.items() if canon == request_type]
+    candidates += [alias for alias in ALIASES if alias not in candidates]
     match = parse_accept_header(accept, MIMEAccept).best_match(candidates)
     if match is None:
-        raise not_acceptable(accept, SUPPORTED)
-    return _ALIASES[match]
+        raise not_acceptable(accept, SERVED)
+    return ALIASES[match]
 
 
 def parse_request(body: bytes, request_type: str, source_vocab, subword=None) -> List[Instance]:
@@ -83,7 +71,7 @@ def parse_request(body: bytes, request_type: str, source_vocab, subword=None) ->
     """
     if not body.strip():
         return []
-    if request_type == RECORDIO:
+    if request_type == RECORDIO_PROTOBUF:
         return _parse_recordio(body, len(source_vocab))
     text = _decode_utf8(body)
     if request_type == JSON:
@@ -97,7 +85,7 @@ def render_response(translations: Sequence, with_matrix: Sequence[bool], respons
 
     With `subword`, targets are detokenised and matrices come with the pieces of `instances[i]`.
     """
-    if response_type == RECORDIO:
+    if response_type == RECORDIO_PROTOBUF:
         return recordio_codec.pairs_to_bytes(([], t.target_ids) for t in translations)
     sources = [_source_pieces(instance, subword) for instance in instances] if instances else [None] * len(translations)
     predictions = [_prediction(t, want, subword, source) for t, want, source in zip(translations, with_matrix, sources)]

@@ -17,13 +17,18 @@ Variables:
     SEQ2SEQ_GRACEFUL_TIMEOUT        seconds in-flight requests get after SIGTERM (default 25, under
                                     SageMaker's 30 s before SIGKILL)
     SEQ2SEQ_NUM_GPUS                overrides GPU detection (0 forces CPU)
-    SEQ2SEQ_ACCESS_LOG              "1" writes gunicorn's access log to stdout
+    SEQ2SEQ_ACCESS_LOG              1 (or true) writes gunicorn's access log to stdout (default 0)
     SEQ2SEQ_BODY_TIMEOUT            seconds a request body may pause between two reads before the request
                                     is answered 408 and closed (default 30)
     SEQ2SEQ_DRAIN_LIMIT_MB          an over-limit body up to this size is read and discarded before the 413,
                                     so that clients which send the whole body first (urllib, requests) read
                                     the answer; larger ones are answered at once and the connection closed
                                     (default 100)
+    SEQ2SEQ_WORKER_DEVICE           the device a worker loads the model on, "cpu" or "gpu:<i>"; set for each
+                                    worker by container/gunicorn.conf.py (default gpu:0 with GPUs, else cpu)
+
+Every number, flag and choice is parsed by seq2seq.typed_values; a bad one is a UserError naming
+the variable and its value.
 """
 import glob
 import os
@@ -32,11 +37,13 @@ import subprocess
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from seq2seq.errors import UserError
+from seq2seq.typed_values import Bool, Choice, Float, Int, Pattern, read_environment
 
 DEFAULT_BASE_DIR = "/opt/ml"
 MODEL_SUBDIR = "model"
 BATCH_STRATEGIES = ("SINGLE_RECORD", "MULTI_RECORD")
+WORKER_DEVICE_VARIABLE = "SEQ2SEQ_WORKER_DEVICE"
+DEVICE = Pattern(r"cpu|gpu:[0-9]+", "cpu or gpu:<i>")
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,7 @@ class ServingSettings:
     access_log: bool = False
     body_timeout_s: float = 30.0
     drain_limit_mb: float = 100.0
+    device: str = "cpu"  # where this worker loads the model: "cpu" or "gpu:<i>"
 
     @property
     def model_dir(self) -> str:
@@ -81,29 +89,33 @@ class ServingSettings:
     def from_env(cls, environ: Mapping[str, str] = None) -> "ServingSettings":
         """Read the settings; a malformed variable raises UserError naming it."""
         env = os.environ if environ is None else environ
-        num_gpus = _read_int(env, "SEQ2SEQ_NUM_GPUS", None, minimum=0)
+
+        def read(name, kind, default):
+            return read_environment(env, name, kind, default)
+
+        num_gpus = read("SEQ2SEQ_NUM_GPUS", Int(0), None)
         if num_gpus is None:
             num_gpus = detect_gpu_count(env)
         default_workers = num_gpus if num_gpus > 0 else default_cpu_workers()
-        workers = _read_int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", default_workers, minimum=1)
+        workers = read("SAGEMAKER_MODEL_SERVER_WORKERS", Int(1), default_workers)
         return cls(
-            port=_read_int(env, "SAGEMAKER_BIND_TO_PORT", 8080, minimum=1, maximum=65535),
+            port=read("SAGEMAKER_BIND_TO_PORT", Int(1, 65535), 8080),
             host=(env.get("SEQ2SEQ_BIND_HOST") or "0.0.0.0").strip(),
             workers=workers,
-            worker_threads=_read_int(env, "SEQ2SEQ_WORKER_THREADS", 32, minimum=1, maximum=1024),
-            timeout_s=_read_int(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60, minimum=1),
-            graceful_timeout_s=_read_int(env, "SEQ2SEQ_GRACEFUL_TIMEOUT", 25, minimum=0),
-            max_payload_mb=_read_float(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6.0, minimum=0.0),
+            worker_threads=read("SEQ2SEQ_WORKER_THREADS", Int(1, 1024), 32),
+            timeout_s=read("SAGEMAKER_MODEL_SERVER_TIMEOUT", Int(1), 60),
+            graceful_timeout_s=read("SEQ2SEQ_GRACEFUL_TIMEOUT", Int(0), 25),
+            max_payload_mb=read("SAGEMAKER_MAX_PAYLOAD_IN_MB", Float(0.0), 6.0),
             base_dir=env.get("SAGEMAKER_BASE_DIR") or DEFAULT_BASE_DIR,
-            batch_wait_ms=_read_float(env, "SEQ2SEQ_BATCH_WAIT_MS", 5.0, minimum=0.0, maximum=10000.0),
-            max_batch_sentences=_read_int(env, "SEQ2SEQ_MAX_BATCH_SENTENCES", 64, minimum=1),
+            batch_wait_ms=read("SEQ2SEQ_BATCH_WAIT_MS", Float(0.0, 10000.0), 5.0),
+            max_batch_sentences=read("SEQ2SEQ_MAX_BATCH_SENTENCES", Int(1), 64),
             num_gpus=num_gpus,
-            batch_strategy=_read_choice(env, "SAGEMAKER_BATCH_STRATEGY", "MULTI_RECORD", BATCH_STRATEGIES),
-            max_concurrent_transforms=_read_int(env, "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", workers,
-                                                minimum=1),
-            access_log=env.get("SEQ2SEQ_ACCESS_LOG", "0").strip() == "1",
-            body_timeout_s=_read_float(env, "SEQ2SEQ_BODY_TIMEOUT", 30.0, minimum=0.1, maximum=3600.0),
-            drain_limit_mb=_read_float(env, "SEQ2SEQ_DRAIN_LIMIT_MB", 100.0, minimum=0.0, maximum=100000.0),
+            batch_strategy=read("SAGEMAKER_BATCH_STRATEGY", Choice(*BATCH_STRATEGIES), "MULTI_RECORD"),
+            max_concurrent_transforms=read("SAGEMAKER_MAX_CONCURRENT_TRANSFORMS", Int(1), workers),
+            access_log=read("SEQ2SEQ_ACCESS_LOG", Bool(), False),
+            body_timeout_s=read("SEQ2SEQ_BODY_TIMEOUT", Float(0.1, 3600.0), 30.0),
+            drain_limit_mb=read("SEQ2SEQ_DRAIN_LIMIT_MB", Float(0.0, 100000.0), 100.0),
+            device=read(WORKER_DEVICE_VARIABLE, DEVICE, None) or worker_context(0, num_gpus),
         )
 
 
@@ -145,46 +157,3 @@ def worker_context(slot: int, num_gpus: int) -> str:
     if num_gpus <= 0:
         return "cpu"
     return f"gpu:{slot % num_gpus}"
-
-
-def _read_int(env, name, default, minimum=None, maximum=None):
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise UserError(f"environment variable {name}={raw!r} is not an integer") from None
-    _check_range(name, raw, value, minimum, maximum)
-    return value
-
-
-def _read_float(env, name, default, minimum=None, maximum=None):
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise UserError(f"environment variable {name}={raw!r} is not a number") from None
-    if value != value:
-        raise UserError(f"environment variable {name}={raw!r} is not a number")
-    _check_range(name, raw, value, minimum, maximum)
-    return value
-
-
-def _read_choice(env, name, default, choices):
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    value = raw.strip().upper()
-    if value not in choices:
-        raise UserError(f"environment variable {name}={raw!r} must be one of {', '.join(choices)}")
-    return value
-
-
-def _check_range(name, raw, value, minimum, maximum):
-    if minimum is not None and value < minimum:
-        raise UserError(f"environment variable {name}={raw!r} must be at least {minimum}")
-    if maximum is not None and value > maximum:
-        raise UserError(f"environment variable {name}={raw!r} must be at most {maximum}")

@@ -1,11 +1,20 @@
-"""WSGI entry point: `seq2seq.serving.wsgi:app`.
+"""The endpoint's WSGI app, built by a factory from the settings it is given.
 
-Importing this module loads nothing: the model is loaded by the worker's decoder thread, started
-by gunicorn's `post_fork` hook (`start_worker`) with the worker's device, or on the first request
-when the app runs without that hook. The gunicorn master therefore never touches MXNet or CUDA.
+`create_server_app(settings, provider=None)` builds everything from `settings`; importing this module
+reads no environment, builds nothing and keeps no state, so apps with different settings live side
+by side in one process.
+
+gunicorn (container/gunicorn.conf.py) loads `seq2seq.serving.wsgi:app_from_environment()` in each
+worker after the fork, once its `post_fork` hook has put the worker's device into
+SEQ2SEQ_WORKER_DEVICE. The model is loaded by the worker's decoder thread; the gunicorn master never
+imports this module, and so never touches MXNet or CUDA.
 """
+import functools
 import logging
 import os
+from typing import Mapping
+
+from flask import Flask
 
 from seq2seq.errors import UserError
 from seq2seq.serving.app import create_app
@@ -13,10 +22,7 @@ from seq2seq.serving.batching import BatchingProvider
 from seq2seq.serving.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
-WARM_UP_SOURCE = [4, 5, 6]
-
-settings = ServingSettings.from_env()
-_device = {"context": "gpu:0" if settings.num_gpus > 0 else "cpu"}
+WARM_UP_SOURCE = (4, 5, 6)
 
 
 def load_translator(model_dir: str, context: str):
@@ -36,13 +42,23 @@ def load_translator(model_dir: str, context: str):
     return translator
 
 
-provider = BatchingProvider(lambda: load_translator(settings.model_dir, _device["context"]),
-                            batch_wait_ms=settings.batch_wait_ms,
-                            max_batch_sentences=settings.max_batch_sentences)
-app = create_app(provider, settings)
+def create_server_app(settings: ServingSettings, provider=None) -> Flask:
+    """The endpoint for `settings`.
+
+    Without `provider`: a BatchingProvider that loads the model from settings.model_dir on
+    settings.device in its own decoder thread, started by the first request (or at once by
+    `app_from_environment`).
+    """
+    if provider is None:
+        provider = BatchingProvider(functools.partial(load_translator, settings.model_dir, settings.device),
+                                    batch_wait_ms=settings.batch_wait_ms,
+                                    max_batch_sentences=settings.max_batch_sentences)
+    return create_app(provider, settings)
 
 
-def start_worker(context: str) -> None:
-    """Called in a freshly forked worker: remember its device and start loading the model there."""
-    _device["context"] = context
-    provider.start()
+def app_from_environment(environ: Mapping[str, str] = None) -> Flask:
+    """gunicorn's application factory: the app for `ServingSettings.from_env(environ)`, its model load
+    already started, so that /ping turns 200 without waiting for a first request."""
+    app = create_server_app(ServingSettings.from_env(environ))
+    app.extensions["seq2seq_provider"].start()
+    return app

@@ -6,10 +6,10 @@ import json
 import pytest
 
 from seq2seq.errors import HyperparameterError, UserError
-from seq2seq.hyperparameter_kinds import decode_value
 from seq2seq.hyperparameters import (
     Hyperparameters, documentation_rows, load_hyperparameters_file, names, parse_devices, parse_hyperparameters,
 )
+from seq2seq.typed_values import decode_value
 
 # Amazon's documented defaults (developer guide, seq-2-seq-hyperparameters), the contract we keep.
 AMAZON_DEFAULTS = {

@@ -47,6 +47,9 @@ def test_one_worker_per_gpu_by_default():
     ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "nan"}, "is not a number"),
     ({"SAGEMAKER_BATCH_STRATEGY": "ALL"}, "SINGLE_RECORD, MULTI_RECORD"),
     ({"SEQ2SEQ_BATCH_WAIT_MS": "-1"}, "SEQ2SEQ_BATCH_WAIT_MS='-1' must be at least 0"),
+    ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "inf"}, "SAGEMAKER_MAX_PAYLOAD_IN_MB='inf' is not a number"),
+    ({"SEQ2SEQ_ACCESS_LOG": "yes"}, "SEQ2SEQ_ACCESS_LOG='yes' must be 1 or 0"),
+    ({"SEQ2SEQ_WORKER_DEVICE": "tpu:0"}, "SEQ2SEQ_WORKER_DEVICE='tpu:0' must be cpu or gpu:<i>"),
 ])
 def test_bad_values_name_the_variable(env, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -61,3 +64,16 @@ def test_gpu_count_follows_cuda_visible_devices(visible, expected):
 def test_worker_slots_map_round_robin_onto_gpus():
     assert [worker_context(slot, 2) for slot in range(5)] == ["gpu:0", "gpu:1", "gpu:0", "gpu:1", "gpu:0"]
     assert worker_context(3, 0) == "cpu"
+
+
+@pytest.mark.parametrize("raw, expected", [("1", True), ("true", True), ("0", False), ("", False)])
+def test_access_log_flag(raw, expected):
+    assert ServingSettings.from_env({"SEQ2SEQ_ACCESS_LOG": raw, "SEQ2SEQ_NUM_GPUS": "0"}).access_log is expected
+
+
+@pytest.mark.parametrize("env, device", [
+    ({"SEQ2SEQ_NUM_GPUS": "0"}, "cpu"), ({"SEQ2SEQ_NUM_GPUS": "2"}, "gpu:0"),
+    ({"SEQ2SEQ_NUM_GPUS": "2", "SEQ2SEQ_WORKER_DEVICE": "GPU:1"}, "gpu:1"),
+])
+def test_the_worker_device_defaults_to_the_first_gpu_or_the_cpu(env, device):
+    assert ServingSettings.from_env(env).device == device
