@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from seq2seq.errors import HyperparameterError, UserError
-from seq2seq.model.config import even_hidden_problems, weight_tying_problems
 from seq2seq.typed_values import (
     Bool, Choice, Float, Hyperparameter, Int, InvalidValue, Kind, Maybe, Pattern, decode_value,
 )
@@ -33,10 +32,37 @@ _DROPOUT = Float(0.0, 1.0, high_open=True)
 _POSITIVE = Int(1)
 
 
-def _hp(default, kind: Kind, doc: str, origin: str = AMAZON, default_text: str = None):
-    """A hyperparameter field: its default, allowed values, description and where the name comes from."""
-    meta = {"kind": kind, "doc": doc, "origin": origin, "default_text": default_text}
+def _hp(default, kind: Kind, doc: str, origin: str = AMAZON, default_text: str = None, model: bool = False):
+    """A hyperparameter field: its default, allowed values, description and where the name comes from.
+
+    `model=True` declares an architecture option: `ModelConfig` (seq2seq/model/config.py) takes a field of the
+    same name, type and default from it, and the value is saved with the model in config.json.
+    """
+    meta = {"kind": kind, "doc": doc, "origin": origin, "default_text": default_text, "model": model}
     return field(default=default, metadata=meta)
+
+
+def even_hidden_problems(values) -> list:
+    """The bi-directional encoder gives each direction half of rnn_num_hidden."""
+    if values["rnn_num_hidden"] % 2:
+        return [f"hyperparameter 'rnn_num_hidden' = {json.dumps(values['rnn_num_hidden'])}: must be even (the "
+                "bidirectional encoder gives each direction half); allowed: even integer >= 2"]
+    return []
+
+
+def weight_tying_problems(values) -> list:
+    """Tied output and target embedding matrices need the same width."""
+    if values["weight_tying"] and values["num_embed_target"] != values["rnn_num_hidden"]:
+        return [f"hyperparameter 'weight_tying' = true needs num_embed_target ({values['num_embed_target']}) "
+                f"equal to rnn_num_hidden ({values['rnn_num_hidden']})"]
+    return []
+
+
+# Checks between architecture options: run by parse_hyperparameters and by ModelConfig (a loaded config.json).
+MODEL_CHECKS = (
+    (("rnn_num_hidden",), even_hidden_problems),
+    (("weight_tying", "num_embed_target", "rnn_num_hidden"), weight_tying_problems),
+)
 
 
 @dataclass(frozen=True)
@@ -64,8 +90,8 @@ class Hyperparameters:
     cnn_kernel_width_encoder: int = _hp(3, _POSITIVE, "CNN encoder kernel width (CNN model not supported).", COMPAT)
     cnn_num_hidden: int = _hp(512, _POSITIVE, "CNN hidden units (CNN model not supported).", COMPAT)
     decoder_type: str = _hp("rnn", Choice("rnn", "cnn"), "Decoder type; only rnn is supported.")
-    embed_dropout_source: float = _hp(0.0, _DROPOUT, "Dropout on the source embeddings.")
-    embed_dropout_target: float = _hp(0.0, _DROPOUT, "Dropout on the target embeddings.")
+    embed_dropout_source: float = _hp(0.0, _DROPOUT, "Dropout on the source embeddings.", model=True)
+    embed_dropout_target: float = _hp(0.0, _DROPOUT, "Dropout on the target embeddings.", model=True)
     encoder_type: str = _hp("rnn", Choice("rnn", "cnn"), "Encoder type; only rnn is supported.")
     fixed_rate_lr_half_life: int = _hp(
         10, _POSITIVE, "Learning-rate half-life, in checkpoints, for the fixed_rate_* schedulers.")
@@ -80,14 +106,14 @@ class Hyperparameters:
     max_num_epochs: Optional[int] = _hp(
         None, Maybe(_POSITIVE), "Stop after this many epochs; if set, training runs this long despite "
         "early stopping.")
-    max_seq_len_source: int = _hp(100, _POSITIVE, "Longer source sequences are truncated (tokens).")
-    max_seq_len_target: int = _hp(100, _POSITIVE, "Longer target sequences are truncated (tokens).")
+    max_seq_len_source: int = _hp(100, _POSITIVE, "Longer source sequences are truncated (tokens).", model=True)
+    max_seq_len_target: int = _hp(100, _POSITIVE, "Longer target sequences are truncated (tokens).", model=True)
     min_num_epochs: int = _hp(0, Int(0), "Epochs before early stopping may fire.")
     momentum: Optional[float] = _hp(None, Maybe(Float(0.0, 1.0, high_open=True)), "Momentum; sgd only.")
-    num_embed_source: int = _hp(512, _POSITIVE, "Source embedding size.")
-    num_embed_target: int = _hp(512, _POSITIVE, "Target embedding size.")
-    num_layers_decoder: int = _hp(1, _POSITIVE, "Decoder RNN layers.")
-    num_layers_encoder: int = _hp(1, _POSITIVE, "Encoder RNN layers (the first one is bidirectional).")
+    num_embed_source: int = _hp(512, _POSITIVE, "Source embedding size.", model=True)
+    num_embed_target: int = _hp(512, _POSITIVE, "Target embedding size.", model=True)
+    num_layers_decoder: int = _hp(1, _POSITIVE, "Decoder RNN layers.", model=True)
+    num_layers_encoder: int = _hp(1, _POSITIVE, "Encoder RNN layers (the first one is bidirectional).", model=True)
     optimized_metric: str = _hp(
         "perplexity", Choice("perplexity", "accuracy", "bleu"),
         "Validation metric for early stopping and the choice of the best checkpoint.")
@@ -97,20 +123,21 @@ class Hyperparameters:
     plateau_reduce_lr_threshold: int = _hp(
         3, _POSITIVE, "Checkpoints without improvement before the learning rate is reduced.")
     rnn_attention_in_upper_layers: bool = _hp(
-        True, Bool(), "Feed the attention context to the upper decoder layers too.")
+        True, Bool(), "Feed the attention context to the upper decoder layers too.", model=True)
     rnn_attention_num_hidden: Optional[int] = _hp(
-        None, Maybe(_POSITIVE), "Attention MLP size.", default_text="= rnn_num_hidden")
+        None, Maybe(_POSITIVE), "Attention MLP size.", default_text="= rnn_num_hidden", model=True)
     rnn_attention_type: str = _hp(
-        "mlp", Choice("dot", "fixed", "mlp", "bilinear"), "Attention: mlp (concat), bilinear (general), dot, fixed.")
-    rnn_cell_type: str = _hp("lstm", Choice("lstm", "gru"), "RNN cell.")
+        "mlp", Choice("dot", "fixed", "mlp", "bilinear"), "Attention: mlp (concat), bilinear (general), dot, fixed.",
+        model=True)
+    rnn_cell_type: str = _hp("lstm", Choice("lstm", "gru"), "RNN cell.", model=True)
     rnn_decoder_hidden_dropout: float = _hp(
-        0.0, _DROPOUT, "Dropout on the hidden state that combines context and RNN output.")
+        0.0, _DROPOUT, "Dropout on the hidden state that combines context and RNN output.", model=True)
     rnn_decoder_state_init: str = _hp(
-        "last", Choice("last", "avg", "zero"), "Decoder initial state from the encoder.")
+        "last", Choice("last", "avg", "zero"), "Decoder initial state from the encoder.", model=True)
     rnn_first_residual_layer: int = _hp(
-        2, Int(2), "First layer (1-based) with a residual connection.")
-    rnn_num_hidden: int = _hp(1024, _POSITIVE, "RNN hidden units; even (each encoder direction gets half).")
-    rnn_residual_connections: bool = _hp(False, Bool(), "Residual connections between stacked RNN layers.")
+        2, Int(2), "First layer (1-based) with a residual connection.", model=True)
+    rnn_num_hidden: int = _hp(1024, _POSITIVE, "RNN hidden units; even (each encoder direction gets half).", model=True)
+    rnn_residual_connections: bool = _hp(False, Bool(), "Residual connections between stacked RNN layers.", model=True)
     training_metric: str = _hp("perplexity", Choice("perplexity", "accuracy"), "Metric tracked on validation.")
     weight_decay: float = _hp(0.0, Float(0.0), "L2 weight decay.")
     weight_init_scale: float = _hp(2.34, Float(0.0, low_open=True), "Scale of the xavier or uniform init.")
@@ -126,9 +153,11 @@ class Hyperparameters:
         1.0, Float(0.0, 1.0), "Probability of feeding the reference token (else the model's own).", OURS)
     teacher_forcing_decay_batches: int = _hp(
         0, Int(0), "If > 0, the ratio falls linearly from 1.0 to teacher_forcing_ratio over N updates.", OURS)
-    input_feeding: bool = _hp(True, Bool(), "Feed the previous attentional state to the decoder input.", OURS)
+    input_feeding: bool = _hp(
+        True, Bool(), "Feed the previous attentional state to the decoder input.", OURS, model=True)
     weight_tying: bool = _hp(
-        False, Bool(), "Share target embeddings and output layer; needs num_embed_target = rnn_num_hidden.", OURS)
+        False, Bool(), "Share target embeddings and output layer; needs num_embed_target = rnn_num_hidden.", OURS,
+        model=True)
     warmup_num_batches: int = _hp(0, Int(0), "Linear learning-rate warm-up over N updates.", OURS)
     gradient_clip_norm: float = _hp(-1.0, Float(), "Clip the global gradient norm; <= 0 turns it off.", OURS)
     devices: str = _hp(
@@ -157,11 +186,6 @@ class Hyperparameters:
             object.__setattr__(self, name, value)
         object.__setattr__(self, "reserved", dict(self.reserved))
 
-    @property
-    def attention_num_hidden(self) -> int:
-        """Size of the attention MLP: rnn_attention_num_hidden, or rnn_num_hidden when unset."""
-        return self.rnn_attention_num_hidden or self.rnn_num_hidden
-
     def teacher_forcing_at(self, num_updates: int) -> float:
         """Probability of feeding the reference token after `num_updates` updates (see the decay field)."""
         if self.teacher_forcing_decay_batches == 0:
@@ -186,6 +210,11 @@ def _fields():
 def names() -> list:
     """Names of every hyperparameter, in declaration order."""
     return [f.name for f in _fields()]
+
+
+def model_fields() -> list:
+    """The dataclass fields of the architecture options (declared with `model=True`), in declaration order."""
+    return [f for f in _fields() if f.metadata["model"]]
 
 
 def _check_fields(values: dict, given: dict = None):
@@ -244,9 +273,8 @@ def _check_gpus(v):
 
 _CROSS_CHECKS = (
     (("encoder_type", "decoder_type"), _check_cnn),
-    (("rnn_num_hidden",), even_hidden_problems),
+    *MODEL_CHECKS,
     (("momentum", "optimizer_type"), _check_momentum),
-    (("weight_tying", "num_embed_target", "rnn_num_hidden"), weight_tying_problems),
     (("min_num_epochs", "max_num_epochs"), _check_epochs),
     (("optimized_metric", "bleu_sample_size"), _check_bleu),
     (("devices",), _check_gpus),

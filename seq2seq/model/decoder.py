@@ -31,7 +31,7 @@ class Bridge(HybridBlock):
             if config.rnn_decoder_state_init != "zero":
                 self.state_init = nn.Dense(self._num_layer_states * hidden, activation="tanh", flatten=False,
                                            in_units=hidden, prefix="init_")
-            self.key_projection = KeyProjection(config.rnn_attention_type, config.rnn_attention_num_hidden, hidden,
+            self.key_projection = KeyProjection(config.rnn_attention_type, config.attention_num_hidden, hidden,
                                                 hidden, prefix="att_")
 
     def hybrid_forward(self, F, encoded, summary):
@@ -66,7 +66,7 @@ class Decoder(HybridBlock):
                 for i in range(config.num_layers_decoder):
                     self.cells.add(RecurrentCell(config.rnn_cell_type, hidden, self._layer_input_size(i),
                                                  prefix=f"l{i}_"))
-            self.attention = Attention(config.rnn_attention_type, config.rnn_attention_num_hidden, hidden, prefix="att_")
+            self.attention = Attention(config.rnn_attention_type, config.attention_num_hidden, hidden, prefix="att_")
             self.attention_hidden = nn.Dense(hidden, activation="tanh", flatten=False, in_units=2 * hidden,
                                              prefix="att_hidden_")
             self.hidden_dropout = nn.Dropout(config.rnn_decoder_hidden_dropout)

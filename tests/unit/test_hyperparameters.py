@@ -295,11 +295,6 @@ def test_frozen_and_hashable():
     assert hash(params) == hash(Hyperparameters())
 
 
-def test_attention_num_hidden_defaults_to_rnn_num_hidden():
-    assert parse_hyperparameters({"rnn_num_hidden": "64"}).attention_num_hidden == 64
-    assert parse_hyperparameters({"rnn_num_hidden": "64", "rnn_attention_num_hidden": "32"}).attention_num_hidden == 32
-
-
 def test_teacher_forcing_schedule():
     constant = parse_hyperparameters({"teacher_forcing_ratio": "0.75"})
     assert [constant.teacher_forcing_at(n) for n in (0, 10, 10 ** 6)] == [0.75, 0.75, 0.75]
