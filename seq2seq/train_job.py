@@ -133,8 +133,9 @@ def build_iterators(hp: Hyperparameters, train: ParallelData, validation: Parall
     return train_iter, validation_iter
 
 
-def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, distributed_holder: list) -> None:
-    """The whole job; raises on any failure (the caller's funnel reports it)."""
+def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, distributed_holder: list,
+        hooks=None) -> None:
+    """The whole job; raises on any failure (the caller's funnel reports it). `hooks`: see main()."""
     resource = read_resource_config(paths)
     check_writable(paths, resource.is_master)
     configs = read_input_data_config(paths)
@@ -177,7 +178,7 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
                           target_vocab=target_vocab, checkpoint_dir=paths.checkpoint_dir,
                           output_data_dir=paths.output_data_dir, host=resource.current_host,
                           is_master=is_master, kvstore=kvstore, num_workers=num_workers, distributed=distributed,
-                          metric_printer=lambda line: print(line, flush=True), subword=subword)
+                          metric_printer=lambda line: print(line, flush=True), subword=subword, hooks=hooks)
     trainer = Seq2SeqTrainer(setup)
     stop_signal_trainer.append(trainer)
     state = trainer.fit()
@@ -205,7 +206,9 @@ def export_model(paths: SageMakerPaths, model: Seq2SeqModel, source_vocab: Vocab
                                           "optimized_metric": hp.optimized_metric})
 
 
-def main() -> int:
+def main(hooks=None) -> int:
+    """The `train` entry point. `hooks`: a seq2seq.training.trainer.TrainingHooks that tests pass to watch or stop
+    the loop in a real job; `python -m seq2seq.train_job` and the container's `train` never pass one."""
     configure_logging()
     paths = SageMakerPaths()
     trainers, distributed = [], []
@@ -221,7 +224,7 @@ def main() -> int:
     try:
         clear_previous_outcome(paths)
         hp = load_hyperparameters_file(paths.hyperparameters_file)
-        run(paths, hp, trainers, distributed)
+        run(paths, hp, trainers, distributed, hooks)
         os.makedirs(paths.output_dir, exist_ok=True)
         write_text(paths.success_file, "")
     except UserError as error:

@@ -10,6 +10,11 @@ from ..data.batch_iterator import BucketBatchIterator, IteratorPosition
 from .loss import MaskedCrossEntropy
 
 
+def perplexity(nll_sum: float, num_tokens: int) -> float:
+    """exp(mean token NLL), at most exp(50) (a diverging model gives a large finite number); 1 for no tokens."""
+    return math.exp(min(nll_sum / max(1, num_tokens), 50.0))
+
+
 def perplexity_and_accuracy(model, iterator: BucketBatchIterator, ctx) -> dict:
     """Token-level perplexity and accuracy over every validation batch (dropout off, no label smoothing)."""
     loss = MaskedCrossEntropy(0.0)
@@ -20,8 +25,7 @@ def perplexity_and_accuracy(model, iterator: BucketBatchIterator, ctx) -> dict:
         nll_sum += nll.asscalar()
         correct_sum += correct.asscalar()
         tokens += batch.num_target_tokens
-    tokens = max(tokens, 1)
-    return {"perplexity": math.exp(min(nll_sum / tokens, 50.0)), "accuracy": correct_sum / tokens}
+    return {"perplexity": perplexity(nll_sum, tokens), "accuracy": correct_sum / max(tokens, 1)}
 
 
 class BleuScore(float):

@@ -4,8 +4,8 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, field, replace
-from typing import List, Optional
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Callable, List, Optional, Union
 
 import mxnet as mx
 import numpy as np
@@ -21,15 +21,47 @@ from ..inference.translator import DecodeOptions, Translator
 from ..model.seq2seq_model import Seq2SeqModel
 from . import precision
 from . import training_state as ts
-from .evaluation import bleu_sample, corpus_bleu, perplexity_and_accuracy
+from .evaluation import bleu_sample, corpus_bleu, perplexity, perplexity_and_accuracy
 from .loss import MaskedCrossEntropy, fused_softmax_loss
 from .lr_schedule import LearningRateSchedule, schedule_from_hyperparameters
 from .metrics_log import metric_lines, write_metric_files
+
+if TYPE_CHECKING:
+    from .distributed import DistributedSetup
 
 logger = logging.getLogger(__name__)
 
 LOWER_IS_BETTER = {"perplexity": True, "accuracy": False, "bleu": False}
 BLEU_CHUNK_SENTENCES = 128
+
+
+class StopTraining(Exception):
+    """Raised by a TrainingHooks callback to stop training as SIGTERM does (see TrainingHooks)."""
+
+
+def _ignore(_) -> None:
+    return None
+
+
+@dataclass
+class TrainingHooks:
+    """Callbacks that watch the training loop, for tests and tools; by default they do nothing. Given as
+    `TrainingSetup.hooks` (a whole job: `train_job.main(hooks=...)`); the production job sets none.
+
+    on_update(state): after every parameter update, once `state` counts it (`state.num_updates` is the update just
+        made) and its progress line, if one is due, is logged; before the loop looks for a stop request or a due
+        checkpoint. The loss sums in `state` lag behind: they are synchronized at progress lines and checkpoints.
+    on_checkpoint(record): after every complete checkpoint, with the record just appended to `state.history`
+        (metrics, "improved", ...) once the metric files and the training state are saved. Not called when a stop
+        request interrupts the evaluation: nothing is recorded then.
+
+    Both get the loop's live objects: read them, never change them. Raising StopTraining calls request_stop(), as
+    SIGTERM arriving at that moment would: right after the hook the loop saves the state (see _stop_now) and fit()
+    returns, so that a restart resumes exactly there. Any other exception ends fit() with that exception.
+    """
+
+    on_update: Callable[[ts.TrainingState], None] = _ignore
+    on_checkpoint: Callable[[dict], None] = _ignore
 
 
 @dataclass
@@ -48,13 +80,28 @@ class TrainingSetup:
     output_data_dir: str
     host: str = "algo-1"
     is_master: bool = True
-    kvstore: object = "local"
+    kvstore: Union[str, mx.kv.KVStore] = "local"    # a local kvstore type, or the created dist_sync kvstore
     num_workers: int = 1
-    distributed: object = None
-    on_improved: object = None          # callback(best params path) when a new best checkpoint was saved
-    metric_printer: object = print
-    extra_state: dict = field(default_factory=dict)
+    distributed: Optional["DistributedSetup"] = None
+    on_improved: Optional[Callable[[str], None]] = None   # callback(best params path) after a new best is saved
+    metric_printer: Callable[[str], None] = print
     subword: Optional[SubwordModels] = None   # the vocab channel's SentencePiece models: BLEU on detokenised text
+    hooks: Optional[TrainingHooks] = None
+
+
+def initialize_kvstore(trainer: gluon.Trainer) -> None:
+    """Put the parameters into the kvstore (with dist_sync: rank 0's) and wait until every pull has landed.
+
+    gluon.Trainer does this lazily inside the first step(), where the engine may send a key's gradient push-pull to
+    the dist_sync server before that key's parameter pull: the server then answers the pull with the summed
+    gradients, and that worker trains on other values for the parameter from then on. MXNet 1.9 has no public entry
+    point for gluon.Trainer's own initialization, so this is the one place that uses its private members.
+    """
+    if not trainer._kv_initialized:
+        trainer._init_kvstore()
+    if trainer._params_to_init:
+        trainer._init_params()
+    mx.nd.waitall()
 
 
 class Seq2SeqTrainer:
@@ -70,6 +117,7 @@ class Seq2SeqTrainer:
         self.mixed_precision = setup.hp.precision != "fp32"
         precision.prepare_trainer(self.trainer, self.mixed_precision)
         self.schedule: LearningRateSchedule = schedule_from_hyperparameters(self.hp)
+        self.hooks = setup.hooks or TrainingHooks()
         self.stop_requested = False
         self.interrupted = False
         self._pending = []
@@ -119,25 +167,11 @@ class Seq2SeqTrainer:
                     state.num_updates, state.epoch, state.batch_index)
         return state
 
-    def _init_kvstore_parameters(self) -> None:
-        """Put the parameters into the kvstore (with dist_sync: rank 0's) and wait until every pull has landed.
-
-        gluon.Trainer does this lazily inside the first step(), where the engine may send a key's gradient
-        push-pull to the dist_sync server before that key's parameter pull: the server then answers the pull
-        with the summed gradients, and that worker trains on other values for the parameter from then on.
-        Uses gluon.Trainer's own initialization methods (MXNet 1.9), which have no public entry point.
-        """
-        trainer = self.trainer
-        if not trainer._kv_initialized:
-            trainer._init_kvstore()
-        if trainer._params_to_init:
-            trainer._init_params()
-        mx.nd.waitall()
-
     # ----- loop -----
     def fit(self) -> ts.TrainingState:
+        """Resume (or start), then update, log, call on_update and checkpoint until finished or stopped."""
         state = self._restore()
-        self._init_kvstore_parameters()
+        initialize_kvstore(self.trainer)
         setup = self.setup
         logger.info("%d training batches per epoch per worker; buckets %s", setup.train_iter.num_batches(),
                     setup.train_iter.bucket_table())
@@ -145,14 +179,17 @@ class Seq2SeqTrainer:
         if self._checkpoint_due(state):
             self._checkpoint(state)           # a stop at a checkpoint update saved the state before evaluating
         while not self._finished(state):
-            position = IteratorPosition(state.epoch, state.batch_index)
-            for batch in setup.train_iter.epoch(position):
+            for batch in setup.train_iter.epoch(IteratorPosition(state.epoch, state.batch_index)):
+                self._check_peers(state)
                 self._update(batch, state)
+                if state.num_updates % self.hp.log_frequency_num_batches == 0:
+                    self._log_progress(state)
+                self._call_hook(self.hooks.on_update, state)
                 if self.stop_requested:
                     return self._stop_now(state)
                 if state.num_updates % self.hp.checkpoint_frequency_num_batches == 0:
                     self._checkpoint(state)
-                    if self.stop_requested:  # arrived during the evaluation: the restart redoes the checkpoint
+                    if self.stop_requested:  # during the evaluation (the restart redoes it) or from on_checkpoint
                         return self._stop_now(state)
                 if self._finished(state):
                     break
@@ -163,6 +200,14 @@ class Seq2SeqTrainer:
             self._checkpoint(state)
         self._finish_distributed()
         return state
+
+    def _call_hook(self, hook: Callable, argument) -> None:
+        """Call one of the TrainingHooks; its StopTraining is a stop request, as from SIGTERM."""
+        try:
+            hook(argument)
+        except StopTraining:
+            logger.info("stop requested by a training hook")
+            self.request_stop()
 
     def _checkpoint_due(self, state: ts.TrainingState) -> bool:
         """True when `state` is at a checkpoint update whose checkpoint has not been recorded yet."""
@@ -178,14 +223,25 @@ class Seq2SeqTrainer:
         return (state.checkpoints_without_improvement >= hp.checkpoint_threshold
                 and state.epoch >= hp.min_num_epochs)
 
-    def _update(self, batch: Batch, state: ts.TrainingState) -> None:
-        """One data-parallel update on `batch` (split across the contexts)."""
+    def _check_peers(self, state: ts.TrainingState) -> None:
+        """Multi-host: before each update, raise DistributedError if a peer died (no update on wrong gradients)."""
         if self.setup.distributed is not None:
             self.setup.distributed.check(state.num_updates)
+
+    def _update(self, batch: Batch, state: ts.TrainingState) -> None:
+        """One data-parallel update on `batch` (split across the contexts), counted in `state`."""
         # Reseeding per update makes dropout and sampling a function of the update number: resume is exact.
         mx.random.seed(self.hp.seed * 1000003 + state.num_updates)
         self.trainer.set_learning_rate(self.schedule.rate(state.num_updates))
-        mask = self._sampling_mask(state.num_updates, batch)
+        nll_sums = self._forward_backward(batch, state.num_updates)
+        self._step()
+        self._queue_loss_sums(nll_sums, batch.num_target_tokens)
+        state.num_updates += 1
+        state.batch_index += 1
+
+    def _forward_backward(self, batch: Batch, num_updates: int) -> List[mx.nd.NDArray]:
+        """Loss and gradients of `batch` on every context; returns the per-context NLL sums (not synchronized)."""
+        mask = self._sampling_mask(num_updates, batch)
         shards = (batch if mask is None else replace(batch, sample_mask=mask)).split_and_load(
             self.setup.contexts)
         with autograd.record():
@@ -200,6 +256,10 @@ class Seq2SeqTrainer:
                                             self.hp.label_smoothing, 1.0 / batch.num_target_tokens) for s in shards]
                 heads, nll_sums = [f[0] for f in fused], [f[1] for f in fused]
         precision.backward(heads, self.trainer, self.mixed_precision)
+        return nll_sums
+
+    def _step(self) -> None:
+        """Apply the gradients, summed over contexts and workers (clipped to the global norm when configured)."""
         workers = self.setup.num_workers
         if self.hp.gradient_clip_norm > 0:
             self.trainer.allreduce_grads()
@@ -207,14 +267,13 @@ class Seq2SeqTrainer:
             self.trainer.update(workers)
         else:
             self.trainer.step(workers)
+
+    def _queue_loss_sums(self, nll_sums: List[mx.nd.NDArray], num_tokens: int) -> None:
+        """Keep an update's loss sums for the next progress line or checkpoint, without synchronizing them."""
         if self._pending:  # let MXNet's engine run at most one update ahead: bounds memory and SIGTERM latency
             for previous in self._pending[-1][0]:
                 previous.wait_to_read()
-        self._pending.append((nll_sums, batch.num_target_tokens))
-        state.num_updates += 1
-        state.batch_index += 1
-        if state.num_updates % self.hp.log_frequency_num_batches == 0:
-            self._log_progress(state)
+        self._pending.append((nll_sums, num_tokens))
 
     def _sampling_mask(self, num_updates: int, batch: Batch) -> Optional[np.ndarray]:
         """Scheduled sampling's choice for every position of `batch`, or None with full teacher forcing.
@@ -269,51 +328,78 @@ class Seq2SeqTrainer:
         remaining = self.setup.train_iter.num_batches() - state.batch_index
         logger.info("epoch=%d batch=%d updates=%d updates/s=%.3f target_tokens/s=%.1f train_perplexity=%.3f "
                     "lr=%.3g eta_epoch=%.0fs", state.epoch, state.batch_index, state.num_updates, rate,
-                    self._interval_tokens / elapsed, math.exp(min(50, state.train_loss_sum / max(1, state.train_tokens))),
+                    self._interval_tokens / elapsed, perplexity(state.train_loss_sum, state.train_tokens),
                     self.trainer.learning_rate, remaining / max(rate, 1e-9))
         self._interval_tokens = 0
         self._log_clock = (time.time(), state.num_updates)
 
     # ----- checkpoints -----
     def _checkpoint(self, state: ts.TrainingState) -> None:
-        """Evaluate, record metrics, keep the best parameters, adapt the learning rate, save the full state."""
+        """Evaluate, decide, log, save (the metric lines come before the save, as they always did), then call
+        on_checkpoint."""
+        record = self._evaluate(state)
+        if record is None:
+            return  # stop requested while decoding: nothing recorded, the restart evaluates again
+        lr_reduced = self._decide(state, record)
+        self._log_checkpoint(state, record, lr_reduced)
+        self._save_checkpoint(state, record["improved"])
+        self._start_log_interval(state)
+        self._call_hook(self.hooks.on_checkpoint, record)
+
+    def _evaluate(self, state: ts.TrainingState) -> Optional[dict]:
+        """The checkpoint's record: train perplexity since the last checkpoint, validation metrics, time taken.
+
+        None when a stop request arrives while decoding for BLEU (`state` is then as it was)."""
         self._drain_pending(state)
         evaluation_start = time.time()
         record = {"checkpoint": state.num_checkpoints + 1, "epoch": state.epoch, "updates": state.num_updates,
                   "learning_rate": self.trainer.learning_rate,
-                  "train_perplexity": math.exp(min(50, state.train_loss_sum / max(1, state.train_tokens)))}
+                  "train_perplexity": perplexity(state.train_loss_sum, state.train_tokens)}
         metrics = perplexity_and_accuracy(self.model, self.setup.validation_iter, self.setup.contexts[0])
         record["validation_perplexity"] = metrics["perplexity"]
         record["validation_accuracy"] = metrics["accuracy"]
         if self.hp.bleu_sample_size != 0:
             bleu = self._bleu()
             if bleu is None:
-                return  # stop requested while decoding: nothing recorded, the restart evaluates again
+                return None
             record["validation_bleu"] = bleu
         record["evaluation_seconds"] = round(time.time() - evaluation_start, 3)
+        return record
+
+    def _decide(self, state: ts.TrainingState, record: dict) -> bool:
+        """Count the checkpoint in `state`: improvement (the same on every host), best, patience for early
+        stopping, learning-rate schedule. Sets record["improved"]; returns True when the learning rate was reduced."""
         state.num_checkpoints += 1
         state.train_loss_sum, state.train_tokens = 0.0, 0
         improved = self._agreed(self._is_improvement(state, record))
         record["improved"] = improved
         state.history.append(record)
-        for line in metric_lines(self.setup.host, record):
-            self.setup.metric_printer(line)
         if improved:
             state.best_metric = record[f"validation_{self.hp.optimized_metric}"]
             state.best_checkpoint = state.num_checkpoints
             state.checkpoints_without_improvement = 0
         else:
             state.checkpoints_without_improvement += 1
-        if self.schedule.on_checkpoint(improved):
+        lr_reduced = self.schedule.on_checkpoint(improved)
+        state.lr_schedule = self.schedule.state_dict()
+        return lr_reduced
+
+    def _log_checkpoint(self, state: ts.TrainingState, record: dict, lr_reduced: bool) -> None:
+        """The `#quality_metric:` lines SageMaker's metric regexes read, and a learning-rate reduction."""
+        for line in metric_lines(self.setup.host, record):
+            self.setup.metric_printer(line)
+        if lr_reduced:
             logger.info("no improvement for %d checkpoints: learning rate reduced to %.3g",
                         self.schedule.threshold, self.schedule.rate(state.num_updates))
-        state.lr_schedule = self.schedule.state_dict()
+
+    def _save_checkpoint(self, state: ts.TrainingState, improved: bool) -> None:
+        """The master writes a new best and the metric files; every host saves the full state (each resumes from
+        its own checkpoint directory)."""
         if self.setup.is_master:
             if improved:
                 self._save_best()
             write_metric_files(self.setup.output_data_dir, state.history)
-        self._save_state(state)  # every host: each resumes from its own checkpoint directory
-        self._start_log_interval(state)
+        self._save_state(state)
 
     def _agreed(self, decision: bool) -> bool:
         """With several hosts, the master's decision (its metrics may differ in the last bits)."""

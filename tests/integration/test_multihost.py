@@ -14,9 +14,11 @@ import subprocess
 import sys
 import time
 
+import mxnet as mx
 import numpy as np
 import pytest
 
+from seq2seq.training import training_state as ts
 from tests.sagemaker_tree import TINY_MODEL, copy_task_pairs, write_tree
 from tests.unit.test_distributed import free_port_pair
 
@@ -27,34 +29,6 @@ HOSTS = ("algo-1", "algo-2")
 PEER_TIMEOUT_SECONDS = 5
 STARTUP_SECONDS = 240     # five processes import MXNet at once on two cores
 FAILURE_BOUND_SECONDS = 45
-
-# The real job (seq2seq.train_job.main) plus one test hook: right after DistributedSetup.finish()
-# the final parameters (those handed to gluon.Trainer) are saved to $DUMP_PARAMS as an .npz.
-RUN_JOB_AND_DUMP = """
-import os, sys
-import numpy as np
-from mxnet import gluon
-from seq2seq import train_job
-from seq2seq.training import distributed
-
-captured = []
-original_init = gluon.Trainer.__init__
-def capturing_init(self, params, *args, **kwargs):
-    captured.append(params)
-    original_init(self, params, *args, **kwargs)
-gluon.Trainer.__init__ = capturing_init
-
-original_finish = distributed.DistributedSetup.finish
-def finish_and_dump(self, *args, **kwargs):
-    original_finish(self, *args, **kwargs)
-    params = captured[-1]
-    names = list(params.keys())
-    arrays = {f"p{i}": params[name].data().asnumpy() for i, name in enumerate(names)}
-    np.savez(os.environ["DUMP_PARAMS"], names=np.array(names), **arrays)
-distributed.DistributedSetup.finish = finish_and_dump
-sys.exit(train_job.main())
-"""
-
 
 def make_hosts(tmp_path, **hyperparameters):
     """One /opt/ml tree per host with the same data; returns {host: base_dir}."""
@@ -70,17 +44,13 @@ def make_hosts(tmp_path, **hyperparameters):
     return bases
 
 
-def start_job(base_dir, log_path, dump_path=None):
+def start_job(base_dir, log_path):
     env = dict(os.environ, SAGEMAKER_BASE_DIR=base_dir, PYTHONPATH=REPO, OMP_NUM_THREADS="1",
                SEQ2SEQ_HOST_MAP="algo-1=127.0.0.1,algo-2=127.0.0.1")
-    if dump_path is None:
-        command = [sys.executable, "-m", "seq2seq.train_job"]
-    else:
-        env["DUMP_PARAMS"] = dump_path
-        command = [sys.executable, "-c", RUN_JOB_AND_DUMP]
     log = open(log_path, "w")
     try:
-        return subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, "-m", "seq2seq.train_job"], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)
     finally:
         log.close()
 
@@ -100,6 +70,14 @@ def read(path):
 def ps_lite_pids(log_path):
     """Pids of the scheduler/server processes a job logged that it started."""
     return [int(pid) for pid in re.findall(r"started the ps-lite \w+, pid (\d+)", read(log_path))]
+
+
+def final_checkpoint(base_dir):
+    """(update, {name: array}) of the training state a host saved last: every host saves its own."""
+    checkpoint_dir = os.path.join(base_dir, "checkpoints")
+    state = json.loads(read(os.path.join(ts.state_dir(checkpoint_dir), ts.STATE_FILE)))
+    parameters = {name: array.asnumpy() for name, array in mx.nd.load(ts.params_path(checkpoint_dir)).items()}
+    return state["num_updates"], parameters
 
 
 def alive(pid):
@@ -128,18 +106,19 @@ def wait_for_log(log_path, pattern, seconds, procs):
 def test_two_hosts_end_with_identical_parameters_and_only_host_0_writes_the_model(tmp_path):
     bases = make_hosts(tmp_path, max_num_batches=24, checkpoint_frequency_num_batches=12)
     logs = {h: str(tmp_path / f"{h}.log") for h in HOSTS}
-    dumps = {h: str(tmp_path / f"{h}.npz") for h in HOSTS}
-    procs = [start_job(bases[h], logs[h], dumps[h]) for h in HOSTS]
+    procs = [start_job(bases[h], logs[h]) for h in HOSTS]
     try:
         codes = [proc.wait(timeout=STARTUP_SECONDS + 180) for proc in procs]
     finally:
         stop_all(*procs)
     assert codes == [0, 0], "\n".join(read(logs[h])[-3000:] for h in HOSTS)
-    first, second = np.load(dumps["algo-1"]), np.load(dumps["algo-2"])
-    assert first["names"].tolist() == second["names"].tolist()
-    assert len(first["names"]) > 5
-    for i, name in enumerate(first["names"]):
-        np.testing.assert_array_equal(first[f"p{i}"], second[f"p{i}"], err_msg=str(name))
+    first_update, first = final_checkpoint(bases["algo-1"])
+    second_update, second = final_checkpoint(bases["algo-2"])
+    assert first_update == second_update == 24     # saved after the last update: the final parameters
+    assert sorted(first) == sorted(second)
+    assert len(first) > 5
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
     assert os.path.exists(os.path.join(bases["algo-1"], "model", "params.best"))
     assert not os.path.exists(os.path.join(bases["algo-2"], "model", "params.best"))
     assert "training finished after 24 updates" in read(logs["algo-2"])

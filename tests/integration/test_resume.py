@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import seq2seq.train_job as train_job
-from seq2seq.training.trainer import Seq2SeqTrainer
+from seq2seq.training.trainer import StopTraining, TrainingHooks
 from tests.sagemaker_tree import (TINY_MODEL, copy_task_pairs, read_failure, run_train_job, start_train_job,
                                   wait_for_file, write_tree)
 
@@ -59,7 +59,7 @@ def assert_same_training(resumed_base, reference_base):
         np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-# ----- in-process: a stop requested at a chosen update, exactly as the SIGTERM handler requests it -----
+# ----- in-process: a stop requested at a chosen update, as the SIGTERM handler requests it (request_stop) -----
 
 @pytest.fixture
 def in_process(monkeypatch):
@@ -67,17 +67,11 @@ def in_process(monkeypatch):
 
     def run(base, stop_at=None):
         monkeypatch.setenv("SAGEMAKER_BASE_DIR", base)
-        original = Seq2SeqTrainer._update
 
-        def update_then_maybe_stop(self, batch, state):
-            original(self, batch, state)
+        def stop_after(state):
             if state.num_updates == stop_at:
-                self.request_stop()
-        monkeypatch.setattr(Seq2SeqTrainer, "_update", update_then_maybe_stop)
-        try:
-            return train_job.main()
-        finally:
-            monkeypatch.setattr(Seq2SeqTrainer, "_update", original)
+                raise StopTraining
+        return train_job.main(hooks=TrainingHooks(on_update=stop_after))
     yield run
     signal.signal(signal.SIGTERM, previous)
 

@@ -1,7 +1,7 @@
 """Run the training job and SIGKILL it at a chosen point: `python -m tests.system.kill_runner POINT N`.
 
 POINT is where the N-th occurrence (1-based) kills the process:
-  update        inside the N-th parameter update of this run, after the step, before it is checkpointed
+  update        right after the N-th parameter update of this run (its on_update hook), before it is checkpointed
   evaluation    inside the N-th checkpoint's validation pass
   write         while the N-th checkpoint of this run is being written (parameters written, optimizer next)
   rename        between the two renames that swap the N-th checkpoint in (the old state is moved aside)
@@ -16,6 +16,7 @@ def main() -> int:
     import seq2seq.train_job as train_job
     from seq2seq.training import trainer as trainer_module
     from seq2seq.training import training_state
+    from seq2seq.training.trainer import TrainingHooks
 
     count = {"n": 0}
 
@@ -25,13 +26,9 @@ def main() -> int:
             sys.stdout.flush()
             os.kill(os.getpid(), signal.SIGKILL)
 
+    hooks = TrainingHooks()
     if point == "update":
-        original_update = trainer_module.Seq2SeqTrainer._update
-
-        def update(self, batch, state):
-            original_update(self, batch, state)
-            hit()
-        trainer_module.Seq2SeqTrainer._update = update
+        hooks = TrainingHooks(on_update=lambda state: hit())
     elif point == "evaluation":
         original_eval = trainer_module.perplexity_and_accuracy
 
@@ -58,7 +55,7 @@ def main() -> int:
         training_state.os.rename = rename  # only the rename of the state directory aside is counted
     else:
         raise SystemExit(f"unknown kill point {point!r}")
-    return train_job.main()
+    return train_job.main(hooks=hooks)
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def tiny_pairs(seed=0, count=24):
     return ParallelData(sources, [s[::-1].copy() for s in sources])
 
 
-def build_trainer(tmp_path, name, contexts, parameters_file, **hp_overrides) -> Seq2SeqTrainer:
+def build_trainer(tmp_path, name, contexts, parameters_file, hooks=None, **hp_overrides) -> Seq2SeqTrainer:
     settings = dict(optimizer_type="sgd", learning_rate=0.5, clip_gradient=-1.0, label_smoothing=0.1,
                     batch_size=12, checkpoint_frequency_num_batches=1000, log_frequency_num_batches=1000,
                     max_num_batches=1, bleu_sample_size=0, seed=3)
@@ -169,7 +169,8 @@ def build_trainer(tmp_path, name, contexts, parameters_file, **hp_overrides) -> 
                           validation_iter=BucketBatchIterator(data, buckets, 24, 0, shuffle=False),
                           validation_data=data, source_vocab=vocab, target_vocab=vocab,
                           checkpoint_dir=str(tmp_path / name / "checkpoints"),
-                          output_data_dir=str(tmp_path / name / "output"), metric_printer=lambda line: None)
+                          output_data_dir=str(tmp_path / name / "output"), metric_printer=lambda line: None,
+                          hooks=hooks)
     return Seq2SeqTrainer(setup)
 
 
