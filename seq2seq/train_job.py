@@ -154,7 +154,7 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
                                              on_fatal=lambda reason: write_failure(paths, reason))
         distributed_holder.append(distributed)
         kvstore = distributed.create_kvstore("dist_sync")
-        rank, num_workers = distributed.rank, distributed.num_workers
+        rank, num_workers = resource.host_rank, resource.num_hosts
     train = _read_channel(paths, constants.TRAIN_CHANNEL, configs, hp, source_vocab, target_vocab)
     validation = _read_channel(paths, constants.VALIDATION_CHANNEL, configs, hp, source_vocab, target_vocab)
     check_condition(hp.batch_size >= len(contexts),

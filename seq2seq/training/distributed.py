@@ -107,8 +107,8 @@ def _launch(role: str, env_vars: dict) -> subprocess.Popen:
 
 @dataclass
 class DistributedSetup:
-    """This host's part of a multi-host job. `rank` is the host's index in the sorted host list
-    (use it for sharding and for "only host 0 writes"); it may differ from `kvstore.rank`."""
+    """This host's part of a multi-host job. The host's rank for sharding and for "only host 0 writes" is
+    ResourceConfig.host_rank (its index in the sorted host list); it may differ from `kvstore.rank`."""
 
     hosts: tuple
     current_host: str
@@ -119,18 +119,6 @@ class DistributedSetup:
     exit_fn: Callable[[int], None] = os._exit
     finished: bool = False
     kvstore: object = None
-
-    @property
-    def rank(self) -> int:
-        return self.hosts.index(self.current_host)
-
-    @property
-    def num_workers(self) -> int:
-        return len(self.hosts)
-
-    @property
-    def is_master(self) -> bool:
-        return self.rank == 0
 
     def create_kvstore(self, kind: str = "dist_sync"):
         """Create the kvstore and keep a reference, so that ps-lite never finalizes it mid-exit."""

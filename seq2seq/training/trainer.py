@@ -83,7 +83,6 @@ class TrainingSetup:
     kvstore: Union[str, mx.kv.KVStore] = "local"    # a local kvstore type, or the created dist_sync kvstore
     num_workers: int = 1
     distributed: Optional["DistributedSetup"] = None
-    on_improved: Optional[Callable[[str], None]] = None   # callback(best params path) after a new best is saved
     metric_printer: Callable[[str], None] = print
     subword: Optional[SubwordModels] = None   # the vocab channel's SentencePiece models: BLEU on detokenised text
     hooks: Optional[TrainingHooks] = None
@@ -455,8 +454,6 @@ class Seq2SeqTrainer:
         ts.save_file_atomically(path, self.model.save_parameters,
                                 "the previous best parameters are intact" if os.path.exists(path)
                                 else "no best parameters were written")
-        if self.setup.on_improved is not None:
-            self.setup.on_improved(path)
 
     def _save_state(self, state: ts.TrainingState) -> None:
         """The full training state (see ts.save_training_state: atomic, StorageError on a failing write)."""
