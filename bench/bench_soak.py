@@ -178,11 +178,6 @@ class Load:
         return threads
 
 
-def worker_pids(server: ServeProcess) -> list:
-    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
-    return [int(p) for p in children.read_text().split()] if children.exists() else []
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -249,7 +244,7 @@ def main(argv=None) -> int:
     print(f"soak: {args.clients} clients, {args.warmup_s:g} s warm-up + {args.duration_s:g} s; model "
           f"{relative(model_dir)}", flush=True)
     with ServeProcess(base_dir, WORK_DIR / "serve.log", **env) as server:
-        workers = worker_pids(server)
+        workers = server.worker_pids() or []
         load = Load(server.url, sentences, source_vocab, args.clients)
         started = time.monotonic()
         threads = load.start()
@@ -266,7 +261,7 @@ def main(argv=None) -> int:
         load.stop.set()
         for thread in threads:
             thread.join(130)
-        alive = server.process.poll() is None and worker_pids(server) == workers
+        alive = server.process.poll() is None and (server.worker_pids() or []) == workers
     load_after = [round(x, 2) for x in os.getloadavg()]
     summary = summarize(load.records, window_start, window_end)
     warm, end = sum(rss_warm.values()), sum(rss_end.values())

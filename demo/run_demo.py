@@ -25,7 +25,7 @@ import sacrebleu
 
 from demo import synthetic_task
 from demo.sagemaker_tree import build_training_tree
-from demo.server_process import REPO_ROOT, ServerProcess, tool_environment
+from demo.server_process import REPO_ROOT, ServerProcess, idle_thread_settings, tool_environment
 from seq2seq import client
 from seq2seq.data.subword import find_subword_models
 from seq2seq.data.vocab import Vocabulary
@@ -156,7 +156,7 @@ def show_one_request(server: ServerProcess, sentence: str) -> None:
 def serve_and_evaluate(base_dir: str, work_dir: str, paths: dict) -> dict:
     """Step 5: serve the model, translate the unseen test sentences, score them, stop the server."""
     banner("5/5 container/serve + /invocations")
-    server = ServerProcess(base_dir, os.path.join(work_dir, "serve.log"))
+    server = ServerProcess(base_dir, os.path.join(work_dir, "serve.log"), workers=1, env=idle_thread_settings())
     ready = server.start()
     print(f"  serving on {server.url} (ready after {ready:.1f} s; log {os.path.relpath(server.log_path)})")
     try:

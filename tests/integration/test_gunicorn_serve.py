@@ -3,11 +3,8 @@
 One server is shared by the module; the SIGTERM drain test starts its own.
 """
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,69 +13,29 @@ from pathlib import Path
 import pytest
 import requests
 
+from demo.server_process import SERVE, ServerProcess, free_port, serve_environment
 from seq2seq import client
 from seq2seq.data.vocab import build_vocabulary
 from tests.untrained_model import save_untrained_model
 from seq2seq.inference.translator import Translator
 
-ROOT = Path(__file__).resolve().parents[2]
-SERVE = ROOT / "container" / "serve"
 SENTENCES = ["ein hund läuft im park", "zwei kinder spielen", "eine frau mit einem roten hut sitzt auf einer bank",
              "ein mann", "kinder spielen im park mit einem hund", "", "ein unbekanntes wort"]
 STARTUP_TIMEOUT_S = 90
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# What every server of these tests runs with, under the variables a test adds.
+TEST_SETTINGS = {"SEQ2SEQ_NUM_GPUS": "0", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1", "SEQ2SEQ_BATCH_WAIT_MS": "20",
+                 "SEQ2SEQ_GRACEFUL_TIMEOUT": "20"}
 
 
-def serve_env(base_dir: Path, port: int, **extra) -> dict:
-    env = dict(os.environ)
-    env.update({
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        "SAGEMAKER_BASE_DIR": str(base_dir), "SAGEMAKER_BIND_TO_PORT": str(port),
-        "SEQ2SEQ_BIND_HOST": "127.0.0.1", "SAGEMAKER_MODEL_SERVER_WORKERS": "1", "SEQ2SEQ_NUM_GPUS": "0",
-        "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1", "SEQ2SEQ_BATCH_WAIT_MS": "20", "SEQ2SEQ_GRACEFUL_TIMEOUT": "20",
-        "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2"),
-    })
-    env.update(extra)
-    return env
+class Server(ServerProcess):
+    """`container/serve` with one worker, TEST_SETTINGS and `env`, run from `base_dir`; call start()."""
 
-
-class Server:
     def __init__(self, base_dir: Path, log_path: Path, **env):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.process = subprocess.Popen([str(SERVE)], env=serve_env(base_dir, self.port, **env), stdout=self._log,
-                                        stderr=subprocess.STDOUT, cwd=str(base_dir), start_new_session=True)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"serve exited early:\n{self.log()}"
-            if client.ping(self.url, timeout_s=1):
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"serve not ready after {STARTUP_TIMEOUT_S} s:\n{self.log()}")
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
+        super().__init__(base_dir, log_path, workers=1, env={**TEST_SETTINGS, **env},
+                         ready_timeout_s=STARTUP_TIMEOUT_S, stop_timeout_s=30, cwd=str(base_dir))
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +52,7 @@ def model_dir(tmp_path_factory) -> Path:
 def server(model_dir, tmp_path_factory):
     server = Server(model_dir.parent, tmp_path_factory.mktemp("logs") / "serve.log")
     try:
-        server.wait_ready()
+        server.start()
         yield server
     finally:
         server.stop()
@@ -114,8 +71,8 @@ def reference(translator):
 
 
 def test_serve_refuses_to_start_without_a_model(tmp_path):
-    result = subprocess.run([str(SERVE)], env=serve_env(tmp_path, free_port()), capture_output=True, text=True,
-                            timeout=60)
+    env = serve_environment(tmp_path, free_port(), workers=1, extra=TEST_SETTINGS)
+    result = subprocess.run([SERVE], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert f"model directory {tmp_path / 'model'} does not exist" in result.stderr
 
@@ -128,7 +85,7 @@ def test_ping_and_execution_parameters(server):
 
 def test_model_is_loaded_in_the_worker_never_in_the_master(server):
     master = server.process.pid
-    workers = [int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    workers = server.worker_pids()
     assert len(workers) == 1
 
     def maps_mxnet(pid):
@@ -190,7 +147,7 @@ def test_sigterm_drains_the_in_flight_request_and_exits_0(model_dir, tmp_path):
     """A server whose decoder waits 2 s to gather a batch, so the request is surely in flight at SIGTERM."""
     server = Server(model_dir.parent, tmp_path / "serve.log", SEQ2SEQ_BATCH_WAIT_MS="2000")
     try:
-        server.wait_ready()
+        server.start()
         outcome = {}
 
         def slow_request():
@@ -203,12 +160,12 @@ def test_sigterm_drains_the_in_flight_request_and_exits_0(model_dir, tmp_path):
         time.sleep(0.5)
         terminated = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
-        assert server.process.wait(40) == 0, server.log()
+        assert server.process.wait(40) == 0, server.log_text()
         thread.join(10)
         assert outcome["response"].status_code == 200
         assert len(outcome["response"].json()["predictions"]) == len(SENTENCES)
         assert outcome["finished"] > terminated
-        assert "Handling signal: term" in server.log()
+        assert "Handling signal: term" in server.log_text()
         with pytest.raises(requests.ConnectionError):
             requests.get(server.url + "/ping", timeout=2)
     finally:

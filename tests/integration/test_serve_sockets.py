@@ -36,7 +36,7 @@ def server(tmp_path_factory):
     server = Server(base, tmp_path_factory.mktemp("logs") / "serve.log", SAGEMAKER_MAX_PAYLOAD_IN_MB="6",
                     SEQ2SEQ_BODY_TIMEOUT=str(BODY_TIMEOUT_S), SEQ2SEQ_WORKER_THREADS="32")
     try:
-        server.wait_ready()
+        server.start()
         yield server
     finally:
         server.stop()
@@ -150,7 +150,7 @@ def test_a_client_that_disconnects_half_way_leaves_the_server_answering(server):
         sock.close()
     response = requests.post(server.url + "/invocations", json={"instances": [{"data": "ein hund"}]}, timeout=10)
     assert response.status_code == 200
-    assert "Traceback" not in server.log()
+    assert "Traceback" not in server.log_text()
 
 
 def test_malformed_chunked_framing_is_400(server):
