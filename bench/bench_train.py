@@ -44,7 +44,7 @@ from pathlib import Path
 from bench import onmt_peer, small_model, sockeye_peer
 from bench.job_runner import run_training_job
 from bench.prepare_multi30k import prepare
-from bench.results_io import relative, save_results, write_json_atomically  # noqa: F401 (bench.gpu_smoke imports it)
+from bench.results_io import relative, save_results
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "train.json"

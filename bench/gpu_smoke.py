@@ -255,7 +255,7 @@ def serve_requests(base: Path, source_file: Path) -> dict:
 
 
 def inside(args) -> int:
-    from bench.bench_train import write_json_atomically
+    from bench.results_io import write_json_atomically
     from bench.onmt_peer import MULTI30K_DIR
     from bench.prepare_multi30k import prepare
     WORK_DIR.mkdir(parents=True, exist_ok=True)
