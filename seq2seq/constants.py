@@ -33,8 +33,11 @@ SUBWORD_SOURCE_FILE = "subword.src.model"
 SUBWORD_TARGET_FILE = "subword.trg.model"
 SUBWORD_FILES = (SUBWORD_SOURCE_FILE, SUBWORD_TARGET_FILE)
 
-# Files of the training state under /opt/ml/checkpoints.
+# The training state under /opt/ml/checkpoints: one directory, replaced whole at each checkpoint.
 TRAINING_STATE_DIR = "training_state"
+STATE_PARAMS_FILE = "params"                 # the model's parameters at the checkpoint
+STATE_OPTIMIZER_FILE = "optimizer.states"    # gluon.Trainer's optimizer states
+STATE_FILE = "state.json"                    # counters, history, sizes and SHA-256 of the two files above
 
 # Files under /opt/ml/output.
 FAILURE_FILE = "failure"

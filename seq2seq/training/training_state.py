@@ -12,13 +12,9 @@ import mxnet as mx
 
 from ..atomic_write import write_text as write_text_atomically  # the name tests/bad_inputs/ patches
 from ..atomic_write import write_with
-from ..constants import MODEL_PARAMS_FILE, TRAINING_STATE_DIR
+from ..constants import (MODEL_PARAMS_FILE, STATE_FILE, STATE_OPTIMIZER_FILE, STATE_PARAMS_FILE,
+                         TRAINING_STATE_DIR)
 from ..errors import CheckpointError, StorageError
-
-PARAMS_FILE = "params"
-OPTIMIZER_FILE = "optimizer.states"
-STATE_FILE = "state.json"
-BEST_PARAMS_FILE = MODEL_PARAMS_FILE   # the best checkpoint is exported under the model's own name
 
 
 @dataclass
@@ -97,12 +93,13 @@ def save_training_state(checkpoint_dir: str, state: TrainingState, save_params, 
         os.makedirs(checkpoint_dir, exist_ok=True)
         shutil.rmtree(fresh, ignore_errors=True)
         os.makedirs(fresh)
-        current = os.path.join(fresh, PARAMS_FILE)
+        current = os.path.join(fresh, STATE_PARAMS_FILE)
         save_params(current)
-        current = os.path.join(fresh, OPTIMIZER_FILE)
+        current = os.path.join(fresh, STATE_OPTIMIZER_FILE)
         save_optimizer(current)
         record = asdict(state)
-        record[MANIFEST_KEY] = {name: _describe(os.path.join(fresh, name)) for name in (PARAMS_FILE, OPTIMIZER_FILE)}
+        record[MANIFEST_KEY] = {name: _describe(os.path.join(fresh, name))
+                                for name in (STATE_PARAMS_FILE, STATE_OPTIMIZER_FILE)}
         current = os.path.join(fresh, STATE_FILE)
         write_text_atomically(current, json.dumps(record, indent=1))
         _sync_directory(fresh)
@@ -153,7 +150,7 @@ def load_training_state(checkpoint_dir: str) -> Optional[TrainingState]:
         what = "; ".join(part for part in (f"missing field(s) {', '.join(missing)}" if missing else "",
                                            f"unknown field(s) {', '.join(unknown)}" if unknown else "") if part)
         raise damaged(path, f"is not a training state ({what})")
-    for name in (PARAMS_FILE, OPTIMIZER_FILE):
+    for name in (STATE_PARAMS_FILE, STATE_OPTIMIZER_FILE):
         _check_file(os.path.join(final, name), (manifest or {}).get(name), path)
     return TrainingState(**record)
 
@@ -197,12 +194,12 @@ def _sync_directory(path: str) -> None:
 
 
 def params_path(checkpoint_dir: str) -> str:
-    return os.path.join(state_dir(checkpoint_dir), PARAMS_FILE)
+    return os.path.join(state_dir(checkpoint_dir), STATE_PARAMS_FILE)
 
 
 def optimizer_path(checkpoint_dir: str) -> str:
-    return os.path.join(state_dir(checkpoint_dir), OPTIMIZER_FILE)
+    return os.path.join(state_dir(checkpoint_dir), STATE_OPTIMIZER_FILE)
 
 
 def best_params_path(checkpoint_dir: str) -> str:
-    return os.path.join(checkpoint_dir, BEST_PARAMS_FILE)
+    return os.path.join(checkpoint_dir, MODEL_PARAMS_FILE)
