@@ -48,7 +48,7 @@ def run(args) -> None:
     else:
         source_vocab, target_vocab = build_vocabularies(
             args.train_source, args.train_target, args.min_count, args.max_vocab_size, args.joint_vocab,
-            progress_enabled=not args.quiet)
+            progress_enabled=not args.quiet, jobs=args.jobs)
     train = encode_corpus(args.train_source, args.train_target, source_vocab, target_vocab,
                           os.path.join(args.output, TRAIN_FILE), progress_enabled=not args.quiet,
                           subword=subword, jobs=args.jobs)

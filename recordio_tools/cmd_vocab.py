@@ -13,6 +13,7 @@ def register(subparsers) -> None:
          ("--target", "F", "target text, one sentence per line"),
          ("--output", "DIR", "directory for the two vocab files")], run)
     options.add_vocab_options(parser)
+    options.add_jobs(parser)
     options.add_quiet(parser)
 
 
@@ -20,7 +21,7 @@ def run(args) -> None:
     clock = Progress("vocab", enabled=False)
     source_vocab, target_vocab = build_vocabularies(
         args.source, args.target, args.min_count, args.max_vocab_size, args.joint_vocab,
-        progress_enabled=not args.quiet)
+        progress_enabled=not args.quiet, jobs=args.jobs)
     options.save_vocabularies(args.output, source_vocab, target_vocab)
     kind = "joint" if args.joint_vocab else "separate"
     print(f"vocab: {len(source_vocab):,} source / {len(target_vocab):,} target tokens ({kind}) "

@@ -51,15 +51,34 @@ def count_file_tokens(path, counts: Counter = None, progress: Progress = None) -
     return counts
 
 
+def _count_with_progress(path, progress_enabled: bool) -> Counter:
+    return count_file_tokens(path, progress=Progress(f"counting {path}", progress_enabled))
+
+
+def _count_both(source_path, target_path, progress_enabled: bool, jobs: int):
+    """(source counts, target counts). With jobs > 1 a forked worker counts the target file meanwhile."""
+    if jobs <= 1:
+        return (_count_with_progress(source_path, progress_enabled),
+                _count_with_progress(target_path, progress_enabled))
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+        target_counts = pool.submit(_count_with_progress, target_path, progress_enabled)
+        source_counts = _count_with_progress(source_path, progress_enabled)
+        return source_counts, target_counts.result()
+
+
 def build_vocabularies(source_path, target_path, min_count=1, max_size=50000, joint=False,
-                       progress_enabled=True):
-    """(source vocab, target vocab) of two training files; one shared vocab when `joint`."""
-    source_counts = count_file_tokens(source_path, progress=Progress(f"counting {source_path}", progress_enabled))
+                       progress_enabled=True, jobs: int = None):
+    """(source vocab, target vocab) of two training files; one shared vocab when `joint`.
+
+    `jobs` (default: one per usable core): with more than one, the two files are counted at the same time.
+    Ties in frequency keep the order of first appearance, source file first, as when counting in one pass.
+    """
+    jobs = default_jobs() if jobs is None else max(1, jobs)
+    source_counts, target_counts = _count_both(source_path, target_path, progress_enabled, jobs)
     if joint:
-        counts = count_file_tokens(target_path, source_counts, Progress(f"counting {target_path}", progress_enabled))
-        vocabulary = vocabulary_from_counts(counts, min_count, max_size)
+        source_counts.update(target_counts)   # new target tokens follow the source's, in first-seen order
+        vocabulary = vocabulary_from_counts(source_counts, min_count, max_size)
         return vocabulary, vocabulary
-    target_counts = count_file_tokens(target_path, progress=Progress(f"counting {target_path}", progress_enabled))
     return (vocabulary_from_counts(source_counts, min_count, max_size),
             vocabulary_from_counts(target_counts, min_count, max_size))
 

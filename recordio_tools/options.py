@@ -58,7 +58,7 @@ def add_subword_options(parser) -> None:
 
 def add_jobs(parser) -> None:
     parser.add_argument("--jobs", type=positive_int, metavar="N",
-                        help="worker processes that encode blocks of lines (default: one per usable core)")
+                        help="worker processes that count or encode the text (default: one per usable core)")
 
 
 def add_quiet(parser) -> None:

@@ -6,6 +6,7 @@ import random
 import numpy as np
 import pytest
 
+from recordio_tools.corpus import build_vocabularies
 from recordio_tools.line_blocks import LineBlocks, iter_blocks, iter_parallel_blocks
 from recordio_tools.token_ids import KEY_BYTES, WHITESPACE, TokenIdMapper
 from seq2seq.errors import UserError
@@ -153,3 +154,27 @@ def test_tokens_that_differ_only_in_length_or_look_like_lengths(monkeypatch, col
     text = " ".join(TRICKY + [token + "q" for token in TRICKY]) + "\n"
     ids, _ = mapper.map_block(text.encode())
     assert ids.tolist() == [vocab.get(token, 1) for token in text.split()]
+
+
+def _random_corpus(tmp_path, name, lines, seed):
+    rng = random.Random(seed)
+    words = [f"w{i}" for i in range(60)] + ["ä", "日本", "x" * 30]
+    text = "\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(0, 9))) for _ in range(lines))
+    return write(tmp_path / name, (text + "\n").encode("utf-8"))
+
+
+@pytest.mark.parametrize("joint", [False, True])
+def test_vocabularies_counted_in_parallel_equal_one_pass(tmp_path, joint):
+    source = _random_corpus(tmp_path, "s.txt", 3000, 1)
+    target = _random_corpus(tmp_path, "t.txt", 3000, 2)
+    one = build_vocabularies(source, target, min_count=2, max_size=40, joint=joint, progress_enabled=False, jobs=1)
+    two = build_vocabularies(source, target, min_count=2, max_size=40, joint=joint, progress_enabled=False, jobs=2)
+    assert [v.id_to_token for v in one] == [v.id_to_token for v in two]   # same tokens, same ids
+    assert 10 < len(one[0]) <= 44 and (one[0] == one[1]) == joint
+
+
+def test_parallel_counting_reports_the_target_files_error(tmp_path):
+    source = _random_corpus(tmp_path, "s.txt", 10, 1)
+    target = write(tmp_path / "t.txt", b"fine\nbro\xc3ken\n")
+    with pytest.raises(UserError, match=r"t.txt, line 2: invalid UTF-8 byte 0xc3"):
+        build_vocabularies(source, target, progress_enabled=False, jobs=2)
