@@ -1,6 +1,6 @@
 """The endpoint's WSGI app, built by a factory from the settings it is given.
 
-`create_server_app(settings, provider=None)` builds everything from `settings`; importing this module
+`create_server_app(settings)` builds everything from `settings`; importing this module
 reads no environment, builds nothing and keeps no state, so apps with different settings live side
 by side in one process.
 
@@ -42,17 +42,13 @@ def load_translator(model_dir: str, context: str):
     return translator
 
 
-def create_server_app(settings: ServingSettings, provider=None) -> Flask:
-    """The endpoint for `settings`.
-
-    Without `provider`: a BatchingProvider that loads the model from settings.model_dir on
-    settings.device in its own decoder thread, started by the first request (or at once by
-    `app_from_environment`).
-    """
-    if provider is None:
-        provider = BatchingProvider(functools.partial(load_translator, settings.model_dir, settings.device),
-                                    batch_wait_ms=settings.batch_wait_ms,
-                                    max_batch_sentences=settings.max_batch_sentences)
+def create_server_app(settings: ServingSettings) -> Flask:
+    """The endpoint for `settings`: seq2seq.serving.app.create_app with a BatchingProvider that loads the
+    model from settings.model_dir on settings.device in its own decoder thread, started by the first
+    request (or at once by `app_from_environment`)."""
+    provider = BatchingProvider(functools.partial(load_translator, settings.model_dir, settings.device),
+                                batch_wait_ms=settings.batch_wait_ms,
+                                max_batch_sentences=settings.max_batch_sentences)
     return create_app(provider, settings)
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from seq2seq.serving.app import create_app
 from seq2seq.serving.providers import DirectProvider
 from seq2seq.serving.settings import ServingSettings
 from seq2seq.serving.wsgi import app_from_environment, create_server_app
@@ -15,10 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_two_apps_with_different_settings_share_nothing():
     first_translator, second_translator = ReversingTranslator(), ReversingTranslator()
-    first = create_server_app(ServingSettings(max_concurrent_transforms=2, max_payload_mb=0.001),
-                              DirectProvider(first_translator))
-    second = create_server_app(ServingSettings(max_concurrent_transforms=5, batch_strategy="SINGLE_RECORD"),
-                               DirectProvider(second_translator))
+    first = create_app(DirectProvider(first_translator),
+                       ServingSettings(max_concurrent_transforms=2, max_payload_mb=0.001))
+    second = create_app(DirectProvider(second_translator),
+                        ServingSettings(max_concurrent_transforms=5, batch_strategy="SINGLE_RECORD"))
     assert first.test_client().get("/execution-parameters").get_json() == {
         "MaxConcurrentTransforms": 2, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 0.001}
     assert second.test_client().get("/execution-parameters").get_json() == {
