@@ -42,11 +42,15 @@ def _hp(default, kind: Kind, doc: str, origin: str = AMAZON, default_text: str =
     return field(default=default, metadata=meta)
 
 
+def _describe(name: str, value) -> str:
+    return f"hyperparameter '{name}' = {json.dumps(value)}"
+
+
 def even_hidden_problems(values) -> list:
     """The bi-directional encoder gives each direction half of rnn_num_hidden."""
     if values["rnn_num_hidden"] % 2:
-        return [f"hyperparameter 'rnn_num_hidden' = {json.dumps(values['rnn_num_hidden'])}: must be even (the "
-                "bidirectional encoder gives each direction half); allowed: even integer >= 2"]
+        return [f"{_describe('rnn_num_hidden', values['rnn_num_hidden'])}: must be even (the bidirectional "
+                "encoder gives each direction half); allowed: even integer >= 2"]
     return []
 
 
@@ -230,10 +234,6 @@ def _check_fields(values: dict, given: dict = None):
         except InvalidValue as error:
             errors.append(Hyperparameter(name, given.get(name, value)).problem(error))
     return errors, typed
-
-
-def _describe(name: str, value) -> str:
-    return f"hyperparameter '{name}' = {json.dumps(value)}"
 
 
 def _check_cnn(v):

@@ -29,7 +29,7 @@ from .model.config import ModelConfig
 from .model.seq2seq_model import Seq2SeqModel
 from .model_dir import write_model_dir, write_model_metrics
 from .opt_ml import (SageMakerPaths, channel_record_sources, read_input_data_config, read_resource_config,
-                            vocab_files)
+                     vocab_files)
 from .training import training_state as ts
 from .training.devices import contexts_for, local_kvstore_type
 from .training.precision import enable_mixed_precision
