@@ -172,7 +172,7 @@ def measure_sockeye(data, source: Path, args, work_dir: Path) -> dict:
     except Exception as error:  # reported as a gap in the results, not hidden
         return {"gap": f"{type(error).__name__}: {str(error)[-800:]}"}
     tokens = sum(len(line.split()) for line in output.read_text(encoding="utf-8").splitlines())
-    result["model"] = str(model_dir)
+    result["model"] = relative(model_dir)
     result["mean_output_tokens"] = round(tokens / max(1, result["sentences"]), 2)
     result["output_tokens_per_second"] = round(result["sentences_per_s"] * tokens / max(1, result["sentences"]), 1)
     return result
