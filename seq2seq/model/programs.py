@@ -92,7 +92,7 @@ class TrainingProgram(HybridBlock):
             step_logits = decoder.output_layer(F.reshape(step_hidden, shape=(-3, -2)))   # (batch, vocab)
             logits.append(step_logits)
             if t + 1 < length:
-                predicted = F.BlockGrad(F.argmax(step_logits, axis=1))
+                predicted = F.BlockGrad(F.argmax(F.cast(step_logits, dtype="float32"), axis=1))  # fp16 ids > 2048
                 ids = F.where(use_reference[t + 1], reference[t + 1], predicted)
                 fed.append(ids)
         all_logits = F.reshape(F.stack(*logits, axis=1), shape=(-3, -2))            # (batch * trg_len, vocab)

@@ -14,7 +14,7 @@ class MaskedCrossEntropy(Block):
     Returns (smoothed loss sum, negative log-likelihood sum, correct-prediction count), each `(1,)`:
     the caller divides by the number of target tokens so that the gradient does not depend on the device split.
     With smoothing ε the target distribution gives the gold word 1 − ε and every other word ε / (vocab − 1),
-    exactly as `fused_softmax_loss` does.
+    exactly as `fused_softmax_loss` does. float16 logits (AMP) are computed on in float32.
     """
 
     def __init__(self, label_smoothing: float = 0.0, with_accuracy: bool = True, **kwargs):
@@ -24,6 +24,9 @@ class MaskedCrossEntropy(Block):
 
     def forward(self, logits, labels):
         F = mx.nd
+        # float32 whatever the logits' type (AMP computes log_softmax in float32 anyway): the arg-max of float16
+        # logits returns float16 ids, which are exact only up to 2,048
+        logits = F.cast(logits, dtype="float32")
         log_probs = F.log_softmax(logits, axis=-1)
         mask = labels != PAD_ID
         nll = -F.pick(log_probs, labels, axis=-1) * mask

@@ -1,7 +1,6 @@
 """The training loop: data-parallel updates, periodic checkpoints with evaluation, early stopping, resume."""
 
 import logging
-import math
 import os
 import time
 from dataclasses import dataclass, replace
@@ -113,8 +112,9 @@ class Seq2SeqTrainer:
         self.loss = MaskedCrossEntropy(self.hp.label_smoothing, with_accuracy=False)
         self.trainer = gluon.Trainer(self.model.collect_params(), self.hp.optimizer_type, self._optimizer_params(),
                                      kvstore=setup.kvstore, update_on_kvstore=False)
-        self.mixed_precision = setup.hp.precision != "fp32"
-        precision.prepare_trainer(self.trainer, self.mixed_precision)
+        self.gradient_step = precision.GradientStep(
+            self.trainer, self.model.collect_params(), self.hp.gradient_clip_norm, setup.num_workers,
+            precision.DynamicLossScale() if self.hp.precision == "fp16" else None)
         self.schedule: LearningRateSchedule = schedule_from_hyperparameters(self.hp)
         self.hooks = setup.hooks or TrainingHooks()
         self.stop_requested = False
@@ -162,6 +162,12 @@ class Seq2SeqTrainer:
         except Exception as error:
             raise ts.damaged(os.path.join(ts.state_dir(checkpoint_dir), ts.STATE_FILE),
                              f"has an unusable lr_schedule ({type(error).__name__}: {error})") from error
+        if self.gradient_step.loss_scale is not None and state.loss_scale:
+            try:
+                self.gradient_step.loss_scale = precision.DynamicLossScale.from_state_dict(state.loss_scale)
+            except Exception as error:
+                raise ts.damaged(os.path.join(ts.state_dir(checkpoint_dir), ts.STATE_FILE),
+                                 f"has an unusable loss_scale ({type(error).__name__}: {error})") from error
         logger.info("resumed from %s at update %d (epoch %d, batch %d)", checkpoint_dir,
                     state.num_updates, state.epoch, state.batch_index)
         return state
@@ -180,13 +186,14 @@ class Seq2SeqTrainer:
         while not self._finished(state):
             for batch in setup.train_iter.epoch(IteratorPosition(state.epoch, state.batch_index)):
                 self._check_peers(state)
-                self._update(batch, state)
-                if state.num_updates % self.hp.log_frequency_num_batches == 0:
-                    self._log_progress(state)
-                self._call_hook(self.hooks.on_update, state)
+                applied = self._update(batch, state)
+                if applied:
+                    if state.num_updates % self.hp.log_frequency_num_batches == 0:
+                        self._log_progress(state)
+                    self._call_hook(self.hooks.on_update, state)
                 if self.stop_requested:
                     return self._stop_now(state)
-                if state.num_updates % self.hp.checkpoint_frequency_num_batches == 0:
+                if applied and state.num_updates % self.hp.checkpoint_frequency_num_batches == 0:
                     self._checkpoint(state)
                     if self.stop_requested:  # during the evaluation (the restart redoes it) or from on_checkpoint
                         return self._stop_now(state)
@@ -227,16 +234,26 @@ class Seq2SeqTrainer:
         if self.setup.distributed is not None:
             self.setup.distributed.check(state.num_updates)
 
-    def _update(self, batch: Batch, state: ts.TrainingState) -> None:
-        """One data-parallel update on `batch` (split across the contexts), counted in `state`."""
+    def _update(self, batch: Batch, state: ts.TrainingState) -> bool:
+        """One data-parallel update on `batch` (split across the contexts), counted in `state`.
+
+        Returns False when the update was skipped because the loss-scaled gradients overflowed (fp16): the
+        batch is consumed (`batch_index` advances) but the update is not counted (`num_updates` stays,
+        `skipped_updates` grows) and its loss is not logged."""
         # Reseeding per update makes dropout and sampling a function of the update number: resume is exact.
         mx.random.seed(self.hp.seed * 1000003 + state.num_updates)
         self.trainer.set_learning_rate(self.schedule.rate(state.num_updates))
         nll_sums = self._forward_backward(batch, state.num_updates)
-        self._step()
+        result = self.gradient_step.step()
+        state.batch_index += 1
+        if self.gradient_step.loss_scale is not None:
+            state.loss_scale = self.gradient_step.loss_scale.state_dict()
+        if not result.applied:
+            state.skipped_updates += 1
+            return False
         self._queue_loss_sums(nll_sums, batch.num_target_tokens)
         state.num_updates += 1
-        state.batch_index += 1
+        return True
 
     def _forward_backward(self, batch: Batch, num_updates: int) -> List[mx.nd.NDArray]:
         """Loss and gradients of `batch` on every context; returns the per-context NLL sums (not synchronized)."""
@@ -244,7 +261,7 @@ class Seq2SeqTrainer:
         shards = (batch if mask is None else replace(batch, sample_mask=mask)).split_and_load(
             self.setup.contexts)
         with autograd.record():
-            if self.mixed_precision:  # AMP scales the loss value: needs the differentiable loss
+            if self.gradient_step.loss_scaling:  # the loss value is scaled: needs the differentiable loss
                 results = [self.loss(s.valid_logits(self.model), s.valid_labels) for s in shards]
                 heads = [r[0] / batch.num_target_tokens for r in results]
                 nll_sums = [r[1] for r in results]
@@ -254,18 +271,8 @@ class Seq2SeqTrainer:
                 fused = [fused_softmax_loss(s.valid_logits(self.model), s.valid_labels,
                                             self.hp.label_smoothing, 1.0 / batch.num_target_tokens) for s in shards]
                 heads, nll_sums = [f[0] for f in fused], [f[1] for f in fused]
-        precision.backward(heads, self.trainer, self.mixed_precision)
+        self.gradient_step.backward(heads)
         return nll_sums
-
-    def _step(self) -> None:
-        """Apply the gradients, summed over contexts and workers (clipped to the global norm when configured)."""
-        workers = self.setup.num_workers
-        if self.hp.gradient_clip_norm > 0:
-            self.trainer.allreduce_grads()
-            self._clip_global_norm(workers)
-            self.trainer.update(workers)
-        else:
-            self.trainer.step(workers)
 
     def _queue_loss_sums(self, nll_sums: List[mx.nd.NDArray], num_tokens: int) -> None:
         """Keep an update's loss sums for the next progress line or checkpoint, without synchronizing them."""
@@ -289,18 +296,6 @@ class Seq2SeqTrainer:
         for position in range(1, mask.shape[1]):
             mask[:, position] = rng.rand(mask.shape[0]) < ratio
         return mask
-
-    def _clip_global_norm(self, num_workers: int) -> None:
-        """Scale the all-reduced gradients (summed over workers) so that their mean has norm <= the limit."""
-        arrays = [p.grad(self.setup.contexts[0]) for p in self.model.collect_params().values()
-                  if p.grad_req != "null"]
-        norm = math.sqrt(sum(float(a.norm().asscalar()) ** 2 for a in arrays)) / num_workers
-        if norm > self.hp.gradient_clip_norm:
-            factor = self.hp.gradient_clip_norm / norm
-            for parameter in self.model.collect_params().values():
-                if parameter.grad_req != "null":
-                    for grad in parameter.list_grad():
-                        grad *= factor
 
     # ----- logging -----
     def _start_log_interval(self, state: ts.TrainingState) -> None:
@@ -329,6 +324,9 @@ class Seq2SeqTrainer:
                     "lr=%.3g eta_epoch=%.0fs", state.epoch, state.batch_index, state.num_updates, rate,
                     self._interval_tokens / elapsed, perplexity(state.train_loss_sum, state.train_tokens),
                     self.trainer.learning_rate, remaining / max(rate, 1e-9))
+        if self.gradient_step.loss_scale is not None:
+            logger.info("fp16 loss scale %g; %d updates skipped for overflow so far",
+                        self.gradient_step.loss_scale.scale, state.skipped_updates)
         self._interval_tokens = 0
         self._log_clock = (time.time(), state.num_updates)
 

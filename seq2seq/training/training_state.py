@@ -33,8 +33,12 @@ class TrainingState:
     train_loss_sum: float = 0.0
     train_tokens: int = 0
     hyperparameters: dict = field(default_factory=dict)
+    skipped_updates: int = 0                   # fp16: updates skipped because the gradients overflowed
+    loss_scale: Optional[dict] = None          # fp16: precision.DynamicLossScale.state_dict()
 
 
+# Fields added after the first release: a checkpoint written before them resumes with their defaults.
+OPTIONAL_FIELDS = frozenset({"skipped_updates", "loss_scale"})
 MANIFEST_KEY = "files"  # in state.json: {file name: {"bytes": n, "sha256": hex}} of the files beside it
 RECOVERY_HINT = ("delete {dir} to train from scratch, or put back a complete copy of it "
                  "(with SageMaker: of the checkpoint prefix in S3)")
@@ -144,7 +148,7 @@ def load_training_state(checkpoint_dir: str) -> Optional[TrainingState]:
         raise damaged(path, f"is not a training state (a JSON {type(record).__name__}, not an object)")
     manifest = record.pop(MANIFEST_KEY, None)
     names = {f.name for f in fields(TrainingState)}
-    missing = sorted(names - set(record))
+    missing = sorted(names - set(record) - OPTIONAL_FIELDS)
     unknown = sorted(set(record) - names)
     if missing or unknown:
         what = "; ".join(part for part in (f"missing field(s) {', '.join(missing)}" if missing else "",
