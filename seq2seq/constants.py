@@ -17,10 +17,15 @@ TARGET_FEATURE = "target"
 TRAIN_CHANNEL = "train"
 VALIDATION_CHANNEL = "validation"
 VOCAB_CHANNEL = "vocab"
+MODEL_CHANNEL = "model"            # a previous job's model.tar.gz (or model directory) to fine-tune
+EMBEDDINGS_CHANNEL = "embeddings"  # pretrained word vectors (word2vec / GloVe text)
 TRAIN_FILE = "train.rec"
 VALIDATION_FILE = "val.rec"
 VOCAB_SOURCE_FILE = "vocab.src.json"
 VOCAB_TARGET_FILE = "vocab.trg.json"
+MODEL_ARCHIVE_FILE = "model.tar.gz"  # what SageMaker puts in the model channel (the previous job's output)
+EMBEDDINGS_SOURCE_FILE = "embed.src.txt"
+EMBEDDINGS_TARGET_FILE = "embed.trg.txt"
 
 # Files of a trained model under /opt/ml/model.
 MODEL_PARAMS_FILE = "params.best"

@@ -175,6 +175,14 @@ class Hyperparameters:
     ps_port: int = _hp(8000, Int(1, 65535), "Parameter-server port (SageMaker's _ps_port is accepted).", OURS)
     peer_timeout_seconds: float = _hp(
         60.0, Float(0.0, low_open=True), "Seconds before an unreachable peer host fails the job.", OURS)
+    fixed_param_strategy: str = _hp(
+        "none", Choice("none", "embeddings", "encoder", "all_except_decoder"),
+        "Parameters kept fixed while training (fine-tuning): embeddings = both embedding matrices; encoder = the "
+        "encoder with the source embeddings; all_except_decoder = encoder and bridge.", OURS)
+    freeze_embeddings_source: bool = _hp(
+        False, Bool(), "Keep the source embeddings fixed (e.g. pretrained ones from the embeddings channel).", OURS)
+    freeze_embeddings_target: bool = _hp(
+        False, Bool(), "Keep the target embeddings fixed (with weight_tying, the output layer's weights too).", OURS)
 
     # Reserved keys (sagemaker_*, _tuning_objective_metric, ...) as given; not hyperparameters.
     reserved: dict = field(default_factory=dict, compare=False, repr=False)

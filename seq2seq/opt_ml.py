@@ -48,8 +48,15 @@ class SageMakerPaths:
     output_data_dir = _under("output_dir", "data")
     failure_file = _under("output_dir", constants.FAILURE_FILE)
     success_file = _under("output_dir", constants.SUCCESS_FILE)
-    checkpoint_dir = _under("base_dir", "checkpoints",
-                            doc="SageMaker's default CheckpointConfig.LocalPath, synced to S3 and restored on restart.")
+    checkpointconfig_file = _under("input_config_dir", "checkpointconfig.json")
+    default_checkpoint_dir = _under("base_dir", "checkpoints",
+                                    doc="SageMaker's default CheckpointConfig.LocalPath.")
+
+    @property
+    def checkpoint_dir(self) -> str:
+        """Where the training state goes (synced to S3 and restored on restart): checkpointconfig.json's
+        `LocalPath` when the file is there, else <base_dir>/checkpoints. See `read_checkpoint_dir`."""
+        return read_checkpoint_dir(self)
 
     def channel_dir(self, channel: str) -> str:
         """File-mode directory of a channel: <data_dir>/<channel>."""
@@ -58,6 +65,30 @@ class SageMakerPaths:
     def pipe_path(self, channel: str, epoch: int) -> str:
         """Pipe-mode FIFO of a channel for one epoch (0-based): <data_dir>/<channel>_<epoch>."""
         return os.path.join(self.data_dir, f"{channel}_{epoch}")
+
+
+def read_checkpoint_dir(paths: "SageMakerPaths") -> str:
+    """The checkpoint directory: `LocalPath` of /opt/ml/input/config/checkpointconfig.json, or the default.
+
+    SageMaker writes that file when the job has a CheckpointConfig. A LocalPath under /opt/ml is taken relative to
+    `paths.base_dir`, so that a tree relocated with SAGEMAKER_BASE_DIR keeps its checkpoints inside it. UserError
+    naming the file when it is not a JSON object or LocalPath is not an absolute path.
+    """
+    path = paths.checkpointconfig_file
+    if not os.path.exists(path):
+        return paths.default_checkpoint_dir
+    raw = _read_json(path, "the checkpoint configuration")
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: must be a JSON object with LocalPath, got {json.dumps(raw)}")
+    local = raw.get("LocalPath")
+    if local is None:
+        return paths.default_checkpoint_dir
+    if not isinstance(local, str) or not os.path.isabs(local):
+        raise UserError(f"{path}: LocalPath must be an absolute directory path, got {json.dumps(local)}")
+    local = os.path.normpath(local)
+    if local.startswith(DEFAULT_BASE_DIR + os.sep):
+        return os.path.join(paths.base_dir, os.path.relpath(local, DEFAULT_BASE_DIR))
+    return local
 
 
 @dataclass(frozen=True)

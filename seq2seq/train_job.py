@@ -24,6 +24,7 @@ from .data.recordio_codec import read_pairs, read_pairs_from_stream
 from .data.subword import SubwordModels, load_checked_subword_models
 from .data.vocab import Vocabulary
 from .errors import DistributedError, StorageError, UserError, check_condition
+from .finetune import check_model_channel, prepare_parameters
 from .hyperparameters import Hyperparameters, load_hyperparameters_file
 from .model.config import ModelConfig
 from .model.seq2seq_model import Seq2SeqModel
@@ -138,6 +139,7 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
     """The whole job; raises on any failure (the caller's funnel reports it). `hooks`: see main()."""
     resource = read_resource_config(paths)
     check_writable(paths, resource.is_master)
+    check_model_channel(paths, hp)  # fine-tuning: a bad archive or another architecture fails before any data is read
     configs = read_input_data_config(paths)
     source_vocab_path, target_vocab_path = vocab_files(paths, configs)
     source_vocab, target_vocab = Vocabulary.load(source_vocab_path), Vocabulary.load(target_vocab_path)
@@ -169,6 +171,7 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
     enable_mixed_precision(hp.precision, contexts)
     model = Seq2SeqModel(config)
     model.initialize_parameters(initializer_for(hp), contexts)
+    prepare_parameters(paths, hp, model, source_vocab, target_vocab, subword)  # model channel, embeddings, freezing
     model.hybridize()
     logger.info("model: %s; devices %s; kvstore %s; %d worker(s)", config.to_json().replace("\n", ""),
                 contexts, kvstore if isinstance(kvstore, str) else "dist_sync", num_workers)

@@ -33,6 +33,7 @@ OUR_DEFAULTS = {
     "teacher_forcing_decay_batches": 0, "input_feeding": True, "weight_tying": False, "warmup_num_batches": 0,
     "gradient_clip_norm": -1.0, "devices": "auto", "seed": 13, "log_frequency_num_batches": 100,
     "precision": "fp32", "ps_port": 8000, "peer_timeout_seconds": 60.0,
+    "fixed_param_strategy": "none", "freeze_embeddings_source": False, "freeze_embeddings_target": False,
 }
 
 
