@@ -1,14 +1,19 @@
 """Greedy and batched beam search over a model's `encode` / `decode_step`. Nothing here knows the architecture.
 
-Each step is one program call and one host synchronisation (the "all finished?" test): `BeamSelect` does the
-log-softmax, the PAD/BOS exclusion, the finished and length-limit constraints, the top-k over `beam × vocab`
-and the reordering of every state by its back-pointer inside one hybridized graph. With a `Seq2SeqModel` the
-decoder step and the selection are a single program (`FusedBeamStep`); any other object with `encode` and
-`decode_step` gets the model's step, then the selection program.
+A step is one program call and one host synchronisation. The program (`BeamStep` for a `Seq2SeqModel`) reorders
+the decoder states by the previous step's back-pointers, runs the decoder step, projects onto the candidate
+rows of the output layer (the whole vocabulary, or a per-batch shortlist), takes the log-softmax and keeps
+each row's `beam` best candidates. The host reads those `(rows, 2 × beam + 1)` numbers (the one
+synchronisation) and does the rest in numpy on a few dozen values: finished and length-limit rules, the top-k
+over `beam × beam` candidates per sentence, n-gram blocking, coverage. The global top-k over `beam × vocab`
+is always among the rows' own top `beam`, so this is the same search as a top-k over the whole block.
+
+Any other object with `encode` and `decode_step` (test models) gets the same selection, with the row top-k
+computed by imperative calls on its logits.
 """
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional
 
 import mxnet as mx
 import numpy as np
@@ -17,6 +22,7 @@ from mxnet.gluon import HybridBlock
 from ..constants import BOS_ID, EOS_ID, PAD_ID
 
 _NEG_INF = -1e30
+RESERVED_IDS = (PAD_ID, 1, BOS_ID, EOS_ID)     # candidate position == id for these in every candidate list
 
 
 @dataclass
@@ -28,6 +34,19 @@ class Hypothesis:
     attention: Optional[np.ndarray]
 
 
+@dataclass(frozen=True)
+class SearchOptions:
+    """Search settings beyond beam size and length penalty; all off by default.
+
+    block_ngram_repeat: n > 0 forbids any n-gram from appearing twice in a hypothesis (OpenNMT's option).
+    coverage_penalty: β > 0 adds β · Σ_i log(min(Σ_t a_ti, 1)) over the valid source positions to the final score
+    (GNMT's coverage penalty, Wu et al. 2016).
+    """
+
+    block_ngram_repeat: int = 0
+    coverage_penalty: float = 0.0
+
+
 def length_penalty(length: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     """((beta + length) / (beta + 1)) ** alpha; 1 when alpha is 0."""
     if alpha == 0.0:
@@ -35,144 +54,213 @@ def length_penalty(length: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     return ((beta + length) / (beta + 1.0)) ** alpha
 
 
-class BeamSelect(HybridBlock):
-    """One beam-search selection over `rows = batch × beam` hypotheses; owns no parameters.
+def row_candidates(F, logits, exclude, beam_size: int):
+    """logits `(rows, candidates)`, exclude `(1 or rows, candidates)` 0 / -1e30 -> `(rows, 2 × beam + 1)`:
+    each row's `beam` best log-probabilities (exclusions applied), their candidate positions (as floats), and
+    the row's </s> log-probability (candidate position EOS_ID)."""
+    log_probs = F.log_softmax(logits, axis=-1)
+    values, positions = F.topk(F.broadcast_add(log_probs, exclude), axis=1, k=beam_size, ret_typ="both")
+    eos = F.slice_axis(log_probs, axis=1, begin=EOS_ID, end=EOS_ID + 1)
+    return F.concat(values, positions, eos, dim=1)
 
-    Inputs: logits `(rows, vocab)`, attention `(rows, src_len)`, scores `(rows, 1)` summed log-probabilities,
-    finished `(rows,)` 1/0, remaining `(rows,)` steps left before the length limit (0: must emit </s> now),
-    lengths `(rows,)` output lengths so far (</s> included), then the decoder states, each `(rows, ...)`.
-    Finished rows may only emit PAD at no cost; rows at their limit must emit </s> at the model's own </s>
-    log-probability (scores stay comparable); PAD and <s> are never emitted otherwise.
-    Returns emitted tokens `(rows,)` (PAD after the end), back-pointers `(rows,)` (the row each new hypothesis
-    extends), and the updated scores, finished, remaining, lengths, attention and states, reordered.
+
+class BeamStep(HybridBlock):
+    """One search step of a model's decoder as a program; owns no parameters.
+
+    Inputs: previous ids `(rows,)`, origin `(rows,)` the back-pointers of the last selection (the row each
+    hypothesis extends), encoded, keys, source_length (each repeated per beam), output weight
+    `(candidates, hidden)` and bias `(candidates,)` (the output layer's rows of the candidate ids), exclude
+    `(1 or rows, candidates)`, then the decoder states of the previous step, not yet reordered.
+    Returns the packed row candidates `(rows, 2 × beam + 1)` (see `row_candidates`), the attention
+    `(rows, src_len)` and the new states.
     """
 
-    def __init__(self, beam_size: int, vocab_size: int, **kwargs):
-        super().__init__(**kwargs)
-        self._beam_size = beam_size
-        self._vocab_size = vocab_size
-
-    def hybrid_forward(self, F, logits, attention, scores, finished, remaining, lengths, *states):
-        k, vocab = self._beam_size, self._vocab_size
-        log_probs = F.log_softmax(logits, axis=-1)
-        ids = F.contrib.arange_like(logits, axis=1)                                   # (vocab,)
-        never = F.reshape(((ids == PAD_ID) + (ids == BOS_ID)) * _NEG_INF, shape=(1, -1))
-        # Finished rows and rows at their limit have one candidate each (PAD at no cost, or </s>): their
-        # vocabulary rows are pushed to -inf and the one candidate is appended after the beam × vocab block.
-        closed = F.maximum(finished, remaining <= 0)
-        row_bias = scores + F.expand_dims(closed * _NEG_INF, axis=1)                   # (rows, 1)
-        open_rows = F.broadcast_add(F.broadcast_add(log_probs, row_bias), never)
-        eos_log_prob = F.reshape(F.slice_axis(log_probs, axis=1, begin=EOS_ID, end=EOS_ID + 1), shape=(-1,))
-        flat_scores = F.reshape(scores, shape=(-1,))
-        single = F.where(finished, flat_scores, F.where(remaining <= 0, flat_scores + eos_log_prob,
-                                                        F.zeros_like(flat_scores) + _NEG_INF))
-        per_sentence = F.concat(F.reshape(F.reshape(open_rows, shape=(-4, -1, k, -2)), shape=(0, -3)),
-                                F.reshape(single, shape=(-1, k)), dim=1)                # (batch, k * vocab + k)
-        top_scores, top_index = F.topk(per_sentence, axis=1, k=k, ret_typ="both")
-        appended = top_index >= k * vocab
-        beam = F.where(appended, top_index - k * vocab, F.floor(top_index / vocab))      # (batch, beam)
-        first_row = F.expand_dims(F.contrib.arange_like(top_index, axis=0) * k, axis=1)
-        origin = F.reshape(F.broadcast_add(beam, first_row), shape=(-1,))
-        was_finished = F.take(finished, origin)
-        vocabulary_token = F.reshape(top_index - F.floor(top_index / vocab) * vocab, shape=(-1,))
-        appended_token = was_finished * PAD_ID + (1 - was_finished) * EOS_ID
-        tokens = F.where(F.reshape(appended, shape=(-1,)), appended_token, vocabulary_token)
-        emitted = tokens * (1 - was_finished) + PAD_ID * was_finished
-        outputs = [emitted, origin, F.reshape(top_scores, shape=(-1, 1)), F.maximum(was_finished, tokens == EOS_ID),
-                   remaining - 1, F.take(lengths, origin) + (1 - was_finished), F.take(attention, origin)]
-        return tuple(outputs + [F.take(s, origin) for s in states])
-
-
-class FusedBeamStep(HybridBlock):
-    """A model's decoder step and the beam selection as one program.
-
-    Inputs: previous ids `(rows,)`, encoded, keys, source_length (each repeated per beam), then scores,
-    finished, remaining, lengths and the states as for `BeamSelect`; returns what `BeamSelect` returns.
-    """
-
-    def __init__(self, decoder: HybridBlock, beam_size: int, vocab_size: int, **kwargs):
+    def __init__(self, decoder: HybridBlock, beam_size: int, num_candidates: int, **kwargs):
         super().__init__(**kwargs)
         self.decoder = decoder
-        self.select = BeamSelect(beam_size, vocab_size)
+        self._beam_size = beam_size
+        self._num_candidates = num_candidates
 
-    def hybrid_forward(self, F, previous, encoded, keys, source_length, scores, finished, remaining, lengths,
-                       *states):
-        stepped = self.decoder(previous, encoded, keys, source_length, *states)
-        return self.select(stepped[0], stepped[1], scores, finished, remaining, lengths, *stepped[2:])
-
-
-_SELECT_PROGRAMS: Dict[Tuple[int, int], BeamSelect] = {}
-
-
-def _selection_program(beam_size: int, vocab_size: int) -> BeamSelect:
-    key = (beam_size, vocab_size)
-    if key not in _SELECT_PROGRAMS:
-        program = BeamSelect(beam_size, vocab_size)
-        program.hybridize()
-        _SELECT_PROGRAMS[key] = program
-    return _SELECT_PROGRAMS[key]
+    def hybrid_forward(self, F, previous, origin, encoded, keys, source_length, weight, bias, exclude, *states):
+        states = [F.take(s, origin) for s in states]
+        hidden, attention, new_states = self.decoder.step_hidden(F, previous, encoded, keys, source_length, states)
+        logits = F.FullyConnected(hidden, weight, bias, num_hidden=self._num_candidates)
+        return tuple([row_candidates(F, logits, exclude, self._beam_size), attention] + new_states)
 
 
-def _step_function(model, beam_size: int):
-    """-> step(previous, encoded, search_state) returning BeamSelect's outputs for one step."""
-    if hasattr(model, "program") and hasattr(model, "decoder"):
-        config = model.config
-        program = model.program(("beam", beam_size), lambda m: FusedBeamStep(
-            m.decoder, beam_size, config.target_vocab_size))
-        return lambda previous, encoded, search_state: program(previous, *encoded, *search_state)
+def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], ctx):
+    """-> step(previous, origin, encoded, states, exclusions) returning (packed, attention, new states)."""
+    if hasattr(model, "program") and hasattr(model, "output_parameters"):
+        weight, bias = model.output_parameters(ctx)
+        if candidate_ids is not None:
+            ids = mx.nd.array(candidate_ids, ctx=ctx, dtype="int64")
+            weight, bias = mx.nd.take(weight, ids), mx.nd.take(bias, ids)
+        size = weight.shape[0]
+        per_row = min(beam_size, size)
+        program = model.program(("beam", per_row, size), lambda m: BeamStep(m.decoder, per_row, size))
 
-    def generic_step(previous, encoded, search_state):
-        scores, finished, remaining, lengths = search_state[:4]
-        logits, attention, states = model.decode_step(previous, list(search_state[4:]), encoded)
-        select = _selection_program(beam_size, logits.shape[1])
-        return select(logits, attention, scores, finished, remaining, lengths, *states)
+        def fused_step(previous, origin, encoded, states, exclusions):
+            outputs = program(previous, origin, *encoded, weight, bias, exclusions.array(size), *states)
+            return outputs[0], outputs[1], list(outputs[2:])
+        return fused_step
+
+    columns = None if candidate_ids is None else mx.nd.array(candidate_ids, ctx=ctx, dtype="int64")
+
+    def generic_step(previous, origin, encoded, states, exclusions):
+        states = [mx.nd.take(s, origin) for s in states]
+        logits, attention, new_states = model.decode_step(previous, states, encoded)
+        if columns is not None:
+            logits = mx.nd.take(logits, columns, axis=1)
+        width = logits.shape[1]
+        return row_candidates(mx.nd, logits, exclusions.array(width), min(beam_size, width)), attention, new_states
     return generic_step
 
 
+class _Exclusions:
+    """The `exclude` input of a step: -1e30 at PAD and <s> (never emitted) and, with n-gram blocking, at each
+    row's blocked candidates; 0 elsewhere. `(1, candidates)` without blocking (built once), else
+    `(rows, candidates)` each step. `candidate_ids` maps candidate positions to vocabulary ids."""
+
+    def __init__(self, candidate_ids: Optional[np.ndarray], blocker: Optional["_NgramBlocker"], ctx):
+        self.candidate_ids = candidate_ids
+        self._blocker = blocker
+        self._ctx = ctx
+        self._base = None
+        self._array = None
+        self._position_of = None
+
+    def array(self, size: int) -> mx.nd.NDArray:
+        if self._base is None:
+            if self.candidate_ids is None:
+                self.candidate_ids = np.arange(size)
+            self._base = np.zeros((1, size), dtype=np.float32)
+            self._base[0, (self.candidate_ids == PAD_ID) | (self.candidate_ids == BOS_ID)] = _NEG_INF
+            self._position_of = {int(t): p for p, t in enumerate(self.candidate_ids)}
+        if self._blocker is not None:
+            return mx.nd.array(self._blocker.exclusion(self._base, self._position_of), ctx=self._ctx)
+        if self._array is None:
+            self._array = mx.nd.array(self._base, ctx=self._ctx)
+        return self._array
+
+
+class _NgramBlocker:
+    """Per hypothesis, the tokens that would repeat an n-gram it already holds (OpenNMT's block_ngram_repeat)."""
+
+    def __init__(self, n: int, rows: int):
+        self.n = n
+        self.history: List[List[int]] = [[] for _ in range(rows)]
+
+    def advance(self, origin: np.ndarray, emitted: np.ndarray):
+        self.history = [self.history[o] + [int(t)] for o, t in zip(origin, emitted)]
+
+    def exclusion(self, base: np.ndarray, position_of: dict) -> np.ndarray:
+        """`(rows, candidates)`: `base` plus -1e30 at each row's blocked candidates."""
+        exclude = np.repeat(base, len(self.history), axis=0)
+        n = self.n
+        for row, tokens in enumerate(self.history):
+            if len(tokens) < n - 1 or (tokens and tokens[-1] in (EOS_ID, PAD_ID)):
+                continue
+            prefix = tuple(tokens[len(tokens) - n + 1:]) if n > 1 else ()
+            for start in range(len(tokens) - n + 1):
+                if tuple(tokens[start:start + n - 1]) == prefix:
+                    position = position_of.get(tokens[start + n - 1])
+                    if position is not None:
+                        exclude[row, position] = _NEG_INF
+        return exclude
+
+
 def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_output_lengths: np.ndarray,
-                beam_size: int = 5, alpha: float = 1.0, beta: float = 0.0,
-                return_attention: bool = False) -> List[Hypothesis]:
+                beam_size: int = 5, alpha: float = 1.0, beta: float = 0.0, return_attention: bool = False,
+                candidate_ids: Optional[np.ndarray] = None,
+                options: SearchOptions = SearchOptions()) -> List[Hypothesis]:
     """Decode a batch. source `(batch, src_len)`, source_length `(batch,)`, max_output_lengths `(batch,)` ints
     (</s> included). Scores are summed log-probabilities divided by the length penalty of the output length
-    (</s> included). beam_size 1 is exactly greedy search."""
+    (</s> included), plus the coverage penalty when set. beam_size 1 is exactly greedy search.
+
+    candidate_ids: None to score the whole vocabulary, or the sorted target ids `(candidates,)` the output layer
+    is restricted to for this batch (a shortlist; must start with the reserved ids 0..3). Log-probabilities
+    are then normalised over the candidates.
+    """
     ctx = source.context
     batch, k = source.shape[0], beam_size
     rows = batch * k
     encoded, states = model.encode(source, source_length)
     encoded = type(encoded)(*(mx.nd.repeat(a, k, axis=0) for a in encoded))
-    initial = np.full((batch, k), _NEG_INF, dtype=np.float32)
-    initial[:, 0] = 0.0
-    max_lengths = np.repeat(np.asarray(max_output_lengths, dtype=np.int64), k)
-    search_state = [mx.nd.array(initial.reshape(rows, 1), ctx=ctx), mx.nd.zeros((rows,), ctx=ctx),
-                    mx.nd.array(max_lengths - 1, ctx=ctx), mx.nd.zeros((rows,), ctx=ctx)]
-    search_state += [mx.nd.repeat(s, k, axis=0) for s in states]
-    previous = mx.nd.full((rows,), BOS_ID, ctx=ctx)
-    step = _step_function(model, k)
+    states = [mx.nd.repeat(s, k, axis=0) for s in states]
+    if candidate_ids is not None and tuple(candidate_ids[:len(RESERVED_IDS)]) != RESERVED_IDS:
+        raise ValueError("candidate ids must start with the reserved ids 0..3")
+    step = _step_function(model, k, candidate_ids, ctx)
+    scores = np.full(rows, _NEG_INF, dtype=np.float32)
+    scores[::k] = 0.0
+    finished = np.zeros(rows, dtype=bool)
+    remaining = np.repeat(np.asarray(max_output_lengths, dtype=np.int64), k) - 1
+    lengths = np.zeros(rows, dtype=np.int64)
+    origin = np.arange(rows)
+    previous = np.full(rows, BOS_ID, dtype=np.float32)
+    blocker = _NgramBlocker(options.block_ngram_repeat, rows) if options.block_ngram_repeat > 0 else None
+    exclusions = _Exclusions(candidate_ids, blocker, ctx)
+    source_lengths = np.repeat(source_length.asnumpy().astype(np.int64), k)
+    coverage = np.zeros((rows, source.shape[1]), dtype=np.float32) if options.coverage_penalty > 0 else None
+    keep_attention = return_attention or coverage is not None
     tokens_per_step, pointers_per_step, attention_per_step = [], [], []
-    for _ in range(int(max_lengths.max())):
-        outputs = step(previous, encoded, search_state)
-        emitted, origin, attention = outputs[0], outputs[1], outputs[6]
-        search_state = list(outputs[2:6]) + list(outputs[7:])
+    sentence_first_row = np.repeat(np.arange(batch) * k, k)
+    for _ in range(int(remaining.max()) + 1):
+        packed, attention, states = step(mx.nd.array(previous, ctx=ctx), mx.nd.array(origin, ctx=ctx),
+                                         encoded, states, exclusions)
+        packed = packed.asnumpy()                              # the one host synchronisation of a step
+        per_row = (packed.shape[1] - 1) // 2                    # beam, or the candidates when fewer
+        values, positions = packed[:, :per_row], packed[:, per_row:2 * per_row].astype(np.int64)
+        eos = packed[:, 2 * per_row]
+        # Candidates per sentence: each open row's k best (score + log p), then one per row for closed rows
+        # (finished: PAD at no cost; at the length limit: </s> at the model's own </s> log-probability).
+        closed = finished | (remaining <= 0)
+        open_scores = np.where(closed[:, None], np.float32(_NEG_INF), scores[:, None] + values)
+        single = np.where(finished, scores, np.where(remaining <= 0, scores + eos, np.float32(_NEG_INF)))
+        block = k * per_row
+        per_sentence = np.concatenate([open_scores.reshape(batch, block), single.reshape(batch, k)], axis=1)
+        order = np.argsort(-per_sentence, axis=1, kind="stable")[:, :k]                  # (batch, k)
+        chosen = np.take_along_axis(per_sentence, order, axis=1).reshape(-1)
+        appended = order >= block
+        beam = np.where(appended, order - block, order // per_row).reshape(-1)
+        origin = sentence_first_row + beam
+        was_finished = finished[origin]
+        candidate = positions[origin, (order % per_row).reshape(-1)]
+        token = np.where(appended.reshape(-1), np.where(was_finished, PAD_ID, EOS_ID),
+                         exclusions.candidate_ids[candidate])
+        emitted = np.where(was_finished, PAD_ID, token)
+        scores = chosen.astype(np.float32)
+        finished = was_finished | (token == EOS_ID)
+        remaining = remaining - 1
+        lengths = lengths[origin] + (~was_finished)
         tokens_per_step.append(emitted)
         pointers_per_step.append(origin)
-        if return_attention:
-            attention_per_step.append(attention)
-        if search_state[1].min().asscalar() > 0:          # the one host synchronisation of a step
+        if keep_attention:
+            step_attention = attention.asnumpy()[origin]
+            if coverage is not None:
+                coverage = coverage[origin] + step_attention * (~was_finished)[:, None]
+            if return_attention:
+                attention_per_step.append(step_attention)
+        if blocker is not None:
+            blocker.advance(origin, emitted)
+        if finished.all():
             break
-        previous = emitted
-    scores, lengths = search_state[0].asnumpy().reshape(-1), search_state[3].asnumpy()
+        previous = emitted.astype(np.float32)
     final_scores = scores / length_penalty(lengths, alpha, beta)
+    if coverage is not None:
+        valid = np.arange(coverage.shape[1])[None, :] < source_lengths[:, None]
+        final_scores = final_scores + options.coverage_penalty * np.where(
+            valid, np.log(np.minimum(np.maximum(coverage, 1e-30), 1.0)), 0.0).sum(axis=1)
     best_rows = np.arange(batch) * k + final_scores.reshape(batch, k).argmax(axis=1)
-    tokens = mx.nd.stack(*tokens_per_step).asnumpy().astype(np.int64)
-    pointers = mx.nd.stack(*pointers_per_step).asnumpy().astype(np.int64)
-    attention = mx.nd.stack(*attention_per_step).asnumpy() if return_attention else None
+    tokens, pointers = np.stack(tokens_per_step), np.stack(pointers_per_step)
+    attention = np.stack(attention_per_step) if return_attention else None
     return [backtrack(row, tokens, pointers, attention, float(final_scores[row])) for row in best_rows]
 
 
-def greedy_search(model, source, source_length, max_output_lengths, return_attention=False) -> List[Hypothesis]:
+def greedy_search(model, source, source_length, max_output_lengths, return_attention=False,
+                  candidate_ids: Optional[np.ndarray] = None) -> List[Hypothesis]:
     """Arg-max decoding; the same as `beam_search` with beam size 1 and no length penalty."""
     return beam_search(model, source, source_length, max_output_lengths, beam_size=1, alpha=0.0,
-                       return_attention=return_attention)
+                       return_attention=return_attention, candidate_ids=candidate_ids)
 
 
 def backtrack(row: int, tokens_per_step, pointers_per_step, attention_per_step, score: float) -> Hypothesis:

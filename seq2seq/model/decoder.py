@@ -92,22 +92,29 @@ class Decoder(HybridBlock):
         return num_decoder_states(self._config)
 
     def hybrid_forward(self, F, previous_ids, encoded, keys, source_length, *states):
-        embedded = self.embed(F, F.expand_dims(previous_ids, axis=1))
-        hidden, weights, new_states = self.run_hidden(F, embedded, list(states), encoded, keys, source_length)
-        logits = self.output_layer(F.reshape(hidden, shape=(-3, -2)))
-        return tuple([logits, F.reshape(weights, shape=(-3, -2))] + new_states)
+        hidden, weights, new_states = self.step_hidden(F, previous_ids, encoded, keys, source_length, list(states))
+        return tuple([self.output_layer(hidden), weights] + new_states)
+
+    def step_hidden(self, F, previous_ids, encoded, keys, source_length, states):
+        """One inference step up to the output layer (no dropout): previous_ids `(batch,)`, states a list of
+        `(batch, hidden)` -> attention hidden state `(batch, hidden)`, attention `(batch, src_len)`, new states."""
+        embedded = F.expand_dims(self.embedding(previous_ids), axis=0)           # (1, batch, embed)
+        hidden, weights, new_states = self.run_hidden(F, embedded, states, encoded, keys, source_length,
+                                                      dropout=False)
+        return F.reshape(hidden, shape=(-3, -2)), F.reshape(weights, shape=(-3, -2)), new_states
 
     def embed(self, F, target_ids):
         """target_ids `(batch, steps)` -> time-major embeddings `(steps, batch, embed)`, dropout applied."""
         return F.transpose(self.embed_dropout(self.embedding(target_ids)), axes=(1, 0, 2))
 
     def run_hidden(self, F, embedded, states, encoded, keys, source_length, whole_sequence=False,
-                   for_training=False):
+                   for_training=False, dropout=True):
         """Run the RNN layers and the attention over `steps` target positions.
 
         embedded `(steps, batch, embed)` time-major; states: list of `(batch, hidden)`. `whole_sequence` runs each
         layer with the fused RNN operator (any `steps`, no input feeding); otherwise steps must be 1, and
-        `for_training` picks the attention's formulation with the cheaper backward pass.
+        `for_training` picks the attention's formulation with the cheaper backward pass; `dropout=False` leaves
+        the hidden dropout out of the graph (inference programs).
         Returns the attention hidden states `(batch, steps, hidden)` (before the output layer), the attention
         weights `(batch, steps, src_len)` and the new states.
         """
@@ -134,7 +141,9 @@ class Decoder(HybridBlock):
         top = F.transpose(previous_output, axes=(1, 0, 2))                       # (batch, steps, hidden)
         if context is None:
             context, weights = self.attention(top, keys, encoded, source_length, one_step)
-        attention_hidden = self.hidden_dropout(self.attention_hidden(F.concat(top, context, dim=2)))
+        attention_hidden = self.attention_hidden(F.concat(top, context, dim=2))
+        if dropout:
+            attention_hidden = self.hidden_dropout(attention_hidden)
         if config.input_feeding:
             new_states.append(F.reshape(attention_hidden, shape=(-3, -2)))
         return attention_hidden, weights, new_states

@@ -122,6 +122,12 @@ class Seq2SeqModel(Block):
                                encoded_source.source_length, *states)
         return outputs[0], outputs[1], list(outputs[2:])
 
+    def output_parameters(self, ctx=None):
+        """The output layer's weight `(target_vocab, hidden)` and bias `(target_vocab,)` on `ctx`, for search
+        programs that project onto some of its rows (a shortlist)."""
+        layer = self.decoder.output_layer
+        return layer.weight.data(ctx), layer.bias.data(ctx)
+
     # ----- parameters -----
     def initialize_parameters(self, initializer, ctx):
         """Initialize every parameter (all shapes are known at construction)."""
