@@ -136,12 +136,12 @@ def _member_problem(member: tarfile.TarInfo, target: str) -> Optional[str]:
     return None
 
 
-def safe_extract(archive: str, target: str) -> List[str]:
+def safe_extract(archive: str, target: str, what: str = f"channel '{MODEL_CHANNEL}'") -> List[str]:
     """Extract the gzip tar `archive` into the directory `target`; returns the member names.
 
-    Every member is checked before anything is written (see `_member_problem`); UserError names the archive and the
-    offending (or unreadable) member."""
-    where = f"channel '{MODEL_CHANNEL}': {archive}"
+    Every member is checked before anything is written (see `_member_problem`); UserError names `what` (where the
+    archive comes from), the archive and the offending (or unreadable) member."""
+    where = f"{what}: {archive}"
     member_name = "its first member"
     try:
         with tarfile.open(archive, "r:gz") as tar:
