@@ -4,6 +4,8 @@ client sends, and what the SageMaker requests declare for channels and batch tra
     application/json                  endpoint requests and answers; the vocab channel
     application/jsonlines             endpoint and batch transform, one JSON object per line
     application/x-recordio-protobuf   endpoint (ids in, ids out); the train and validation channels
+    application/x-sagemaker-model     the model channel of a fine-tuning job (a previous job's model.tar.gz)
+    text/plain                        the embeddings channel (word2vec / GloVe text)
 
 `canonical(name)` maps every spelling we accept (parameters and letter case ignored) to one of these.
 """
@@ -13,6 +15,8 @@ JSON = "application/json"
 JSONLINES = "application/jsonlines"
 RECORDIO_PROTOBUF = "application/x-recordio-protobuf"
 SERVED = (JSON, JSONLINES, RECORDIO_PROTOBUF)
+SAGEMAKER_MODEL = "application/x-sagemaker-model"
+TEXT = "text/plain"
 
 # Every accepted spelling -> the canonical type. Clients also write these; the Seq2Seq docs write
 # "applications/x-recordio-protobuf" for Accept.

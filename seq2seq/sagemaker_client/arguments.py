@@ -33,6 +33,9 @@ def _add_submit(commands) -> None:
     p.add_argument("--s3-prefix", help="s3://bucket/prefix for uploaded data, output and checkpoints")
     for channel in ("train", "validation", "vocab"):
         p.add_argument(f"--{channel}", help=f"S3 URI of the {channel} channel (instead of --data)")
+    p.add_argument("--model-uri", help="s3://.../model.tar.gz of an earlier job to fine-tune: the `model` channel "
+                                       "(application/x-sagemaker-model, File mode)")
+    p.add_argument("--embeddings", help="S3 URI (prefix) of embed.src.txt / embed.trg.txt: the `embeddings` channel")
     p.add_argument("--output-path", help="S3 URI for model.tar.gz (default: <s3-prefix>/output)")
     p.add_argument("--hyperparameters", help="JSON file of hyperparameters")
     p.add_argument("--hp", action="append", default=[], metavar="NAME=VALUE",

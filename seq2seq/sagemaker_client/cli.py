@@ -83,6 +83,9 @@ def cmd_submit(args, clients, emit, sleep) -> int:
             raise UserError(f"give --data DIR, or all of --train --validation --vocab (missing {' '.join(missing)})")
         for uri in channels.values():
             parse_s3_uri(uri)
+    for uri in (args.model_uri, args.embeddings):
+        if uri:
+            parse_s3_uri(uri)
     output = args.output_path or (join_s3(args.s3_prefix, "output") if args.s3_prefix else None)
     if not output:
         raise UserError("give --output-path or --s3-prefix")
@@ -92,7 +95,8 @@ def cmd_submit(args, clients, emit, sleep) -> int:
         hyperparameters=collect_hyperparameters(args.hyperparameters, args.hp),
         instance_type=args.instance_type, instance_count=args.instance_count, volume_size_gb=args.volume_size_gb,
         max_runtime_s=args.max_runtime_s, input_mode=args.input_mode, spot=args.spot, max_wait_s=args.max_wait_s,
-        checkpoint_s3_uri=checkpoints, tags=parse_key_values(args.tag, "--tag"))
+        checkpoint_s3_uri=checkpoints, tags=parse_key_values(args.tag, "--tag"), model_uri=args.model_uri,
+        embeddings_uri=args.embeddings)
     answer = clients("sagemaker").create_training_job(**jr.training_job_request(spec))
     emit(f"training job {name} created: {answer['TrainingJobArn']}")
     return _wait_if_asked(args, clients, emit, sleep, "training", name)

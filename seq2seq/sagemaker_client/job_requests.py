@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from seq2seq import constants
-from seq2seq.content_types import JSON, JSONLINES, RECORDIO_PROTOBUF
+from seq2seq.content_types import JSON, JSONLINES, RECORDIO_PROTOBUF, SAGEMAKER_MODEL, TEXT
 from seq2seq.errors import UserError
 from seq2seq.training.metrics_log import METRIC_REGEXES
 
@@ -20,6 +20,11 @@ CHANNEL_CONTENT_TYPES = {
     constants.TRAIN_CHANNEL: RECORDIO_PROTOBUF,
     constants.VALIDATION_CHANNEL: RECORDIO_PROTOBUF,
     constants.VOCAB_CHANNEL: JSON,
+}
+# Optional channels, always in File mode (a model archive and text files are read whole).
+OPTIONAL_CHANNEL_CONTENT_TYPES = {
+    constants.MODEL_CHANNEL: SAGEMAKER_MODEL,       # incremental training: the previous job's model.tar.gz
+    constants.EMBEDDINGS_CHANNEL: TEXT,             # embed.src.txt / embed.trg.txt
 }
 
 
@@ -60,6 +65,8 @@ class TrainingJobSpec:
     max_wait_s: Optional[int] = None
     checkpoint_s3_uri: Optional[str] = None
     tags: Dict[str, str] = field(default_factory=dict)
+    model_uri: Optional[str] = None          # s3://.../model.tar.gz to fine-tune (the `model` channel)
+    embeddings_uri: Optional[str] = None     # S3 prefix of embed.src.txt / embed.trg.txt (the `embeddings` channel)
 
 
 def training_job_request(spec: TrainingJobSpec) -> dict:
@@ -89,7 +96,10 @@ def training_job_request(spec: TrainingJobSpec) -> dict:
         },
         "RoleArn": spec.role_arn,
         "HyperParameters": dict(spec.hyperparameters),
-        "InputDataConfig": [_channel(name, spec.channels[name]) for name in CHANNEL_CONTENT_TYPES],
+        "InputDataConfig": [_channel(name, spec.channels[name]) for name in CHANNEL_CONTENT_TYPES] + [
+            _channel(name, uri, OPTIONAL_CHANNEL_CONTENT_TYPES[name], "File")
+            for name, uri in ((constants.MODEL_CHANNEL, spec.model_uri),
+                              (constants.EMBEDDINGS_CHANNEL, spec.embeddings_uri)) if uri],
         "OutputDataConfig": {"S3OutputPath": spec.output_path},
         "ResourceConfig": {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
                            "VolumeSizeInGB": spec.volume_size_gb},
@@ -103,15 +113,19 @@ def training_job_request(spec: TrainingJobSpec) -> dict:
     return request
 
 
-def _channel(name: str, s3_uri: str) -> dict:
-    return {
+def _channel(name: str, s3_uri: str, content_type: Optional[str] = None, input_mode: Optional[str] = None) -> dict:
+    """One InputDataConfig entry; `input_mode` overrides the job's TrainingInputMode for this channel."""
+    channel = {
         "ChannelName": name,
         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": s3_uri,
                                         "S3DataDistributionType": "FullyReplicated"}},
-        "ContentType": CHANNEL_CONTENT_TYPES[name],
+        "ContentType": content_type or CHANNEL_CONTENT_TYPES[name],
         "CompressionType": "None",
         "RecordWrapperType": "None",
     }
+    if input_mode:
+        channel["InputMode"] = input_mode
+    return channel
 
 
 def model_request(name: str, image: str, model_data_url: str, role_arn: str,

@@ -365,3 +365,42 @@ def test_status_lines_of_a_transform_job():
     lines = monitor.status_lines("transform", {"TransformJobStatus": "Completed",
                                                "TransformOutput": {"S3OutputPath": "s3://o/"}})
     assert lines == ["status: Completed", "output: s3://o/"]
+
+
+def test_submit_with_model_uri_adds_the_model_channel_for_fine_tuning(aws):
+    channels = {c: f"s3://data/{c}/" for c in ("train", "validation", "vocab")}
+    expected_channels = [
+        {"ChannelName": c, "ContentType": t, "CompressionType": "None", "RecordWrapperType": "None",
+         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated",
+                                         "S3Uri": f"s3://data/{c}/"}}}
+        for c, t in (("train", "application/x-recordio-protobuf"), ("validation", "application/x-recordio-protobuf"),
+                     ("vocab", "application/json"))] + [
+        {"ChannelName": "model", "ContentType": "application/x-sagemaker-model", "CompressionType": "None",
+         "RecordWrapperType": "None", "InputMode": "File",
+         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated",
+                                         "S3Uri": "s3://out/models/job-1/output/model.tar.gz"}}},
+        {"ChannelName": "embeddings", "ContentType": "text/plain", "CompressionType": "None",
+         "RecordWrapperType": "None", "InputMode": "File",
+         "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3DataDistributionType": "FullyReplicated",
+                                         "S3Uri": "s3://data/glove/"}}}]
+    aws.stub("sagemaker").add_response("create_training_job", {"TrainingJobArn": arn("training-job", "job-3")}, {
+        "TrainingJobName": "job-3", "AlgorithmSpecification": ANY, "RoleArn": ROLE,
+        "HyperParameters": {"fixed_param_strategy": "embeddings"}, "InputDataConfig": expected_channels,
+        "OutputDataConfig": {"S3OutputPath": "s3://out/models"}, "ResourceConfig": ANY,
+        "StoppingCondition": ANY, "EnableManagedSpotTraining": False,
+        "CheckpointConfig": {"S3Uri": "s3://out/models/job-3/checkpoints", "LocalPath": "/opt/ml/checkpoints"}})
+    code, lines = run(["submit", "--image", IMAGE, "--role", ROLE, "--job-name", "job-3", "--input-mode", "Pipe",
+                       "--output-path", "s3://out/models", "--model-uri", "s3://out/models/job-1/output/model.tar.gz",
+                       "--embeddings", "s3://data/glove/", "--hp", "fixed_param_strategy=embeddings"]
+                      + [arg for c, uri in channels.items() for arg in (f"--{c}", uri)], aws)
+    assert code == 0, lines
+    aws.verify()
+
+
+def test_submit_rejects_a_model_uri_that_is_not_s3(aws, capsys):
+    channels = [arg for c in ("train", "validation", "vocab") for arg in (f"--{c}", f"s3://data/{c}/")]
+    code, _ = run(["submit", "--image", IMAGE, "--role", ROLE, "--output-path", "s3://out/m",
+                   "--model-uri", "model.tar.gz"] + channels, aws)
+    assert code == 2
+    assert "model.tar.gz" in capsys.readouterr().err
+    aws.verify()
