@@ -4,11 +4,14 @@ gthread workers: each worker runs many request threads that feed one decoder thr
 batching, see seq2seq.serving.batching). The master imports only seq2seq.serving.settings, never
 MXNet. Each worker builds its own app after the fork with the factory named by `wsgi_app`; before
 that, `post_fork` gives the worker its device (worker slot i on GPU i mod n, or the CPU) through
-SEQ2SEQ_WORKER_DEVICE, which the factory reads with the other settings.
+SEQ2SEQ_WORKER_DEVICE, which the factory reads with the other settings. After it, `post_worker_init`
+holds the worker out of its accept loop until its model is loaded: a worker that has not loaded its
+model (at start, or after a restart) never takes a request, so nothing gets a 503 once /ping said 200.
 """
 import logging
 import os
 import sys
+import time
 
 _HERE = os.path.dirname(os.path.realpath(__file__))
 for _root in (os.path.dirname(_HERE), _HERE):  # the repository, or the image's /opt/program
@@ -55,3 +58,20 @@ def post_fork(server, worker):
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _settings.workers))
     os.environ[WORKER_DEVICE_VARIABLE] = context
     server.log.info("worker %d (slot %d) loads the model on %s", worker.pid, worker.seq2seq_slot, context)
+
+
+def post_worker_init(worker):
+    """In the worker, after its app is built and before it accepts any connection: wait for the model."""
+    from seq2seq.serving.wsgi import MODEL_LOAD_TIMEOUT_S, wait_for_model
+
+    started = time.monotonic()
+    outcome = wait_for_model(worker.wsgi, heartbeat=worker.notify)
+    if outcome == "timeout":
+        worker.log.error("worker %d: the model did not load within %.0f s; exiting so that another worker starts",
+                         worker.pid, MODEL_LOAD_TIMEOUT_S)
+        sys.exit(1)
+    if outcome == "failed":
+        worker.log.error("worker %d: the model failed to load; it answers 503 with the reason", worker.pid)
+    else:
+        worker.log.info("worker %d accepts requests: model loaded in %.1f s", worker.pid,
+                        time.monotonic() - started)

@@ -7,12 +7,17 @@ by side in one process.
 gunicorn (container/gunicorn.conf.py) loads `seq2seq.serving.wsgi:app_from_environment()` in each
 worker after the fork, once its `post_fork` hook has put the worker's device into
 SEQ2SEQ_WORKER_DEVICE. The model is loaded by the worker's decoder thread; the gunicorn master never
-imports this module, and so never touches MXNet or CUDA.
+imports this module, and so never touches MXNet or CUDA. The worker's `post_worker_init` hook then
+calls `wait_for_model`, so that a worker accepts no connection before its model is loaded: once one
+worker's /ping has said 200, every request lands on a worker that can translate, also while another
+worker starts or restarts (the listening socket is shared; only workers in their accept loop take
+connections).
 """
 import functools
 import logging
 import os
-from typing import Mapping
+import time
+from typing import Callable, Mapping
 
 from flask import Flask
 
@@ -23,6 +28,8 @@ from seq2seq.serving.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
 WARM_UP_SOURCE = (4, 5, 6)
+MODEL_LOAD_TIMEOUT_S = 1800.0   # a worker whose model is not loaded by then exits (gunicorn starts another)
+HEARTBEAT_INTERVAL_S = 1.0
 
 
 def load_translator(model_dir: str, context: str):
@@ -58,3 +65,29 @@ def app_from_environment(environ: Mapping[str, str] = None) -> Flask:
     app = create_server_app(ServingSettings.from_env(environ))
     app.extensions["seq2seq_provider"].start()
     return app
+
+
+def wait_for_model(app: Flask, heartbeat: Callable[[], None] = lambda: None,
+                   timeout_s: float = MODEL_LOAD_TIMEOUT_S) -> str:
+    """Block until the app's provider has finished loading its model; call `heartbeat` about every second
+    meanwhile (gunicorn's `worker.notify`, so that the master does not take a long load for a hung worker).
+
+    Returns "ready", "failed" (the load raised: the worker then answers /ping and every request with 503 and
+    the load error in one line, so it is never reported ready) or "timeout" (still loading after `timeout_s`
+    seconds).
+    """
+    provider = app.extensions["seq2seq_provider"]
+    start = getattr(provider, "start", None)
+    if start is not None:
+        start()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        waited_from = time.monotonic()
+        if provider.wait_until_ready(HEARTBEAT_INTERVAL_S):
+            return "ready"
+        # wait_until_ready returns before its timeout only when the load has ended without a model
+        if time.monotonic() - waited_from < HEARTBEAT_INTERVAL_S * 0.9:
+            return "failed"
+        if time.monotonic() >= deadline:
+            return "timeout"
+        heartbeat()
