@@ -32,6 +32,7 @@ MODEL_PARAMS_FILE = "params.best"
 MODEL_CONFIG_FILE = "config.json"
 MODEL_METRICS_FILE = "metrics.json"
 MODEL_VERSION_FILE = "version"
+MODEL_SHORTLIST_FILE = "shortlist.npz"   # the decoding shortlist's table (absent: the whole vocabulary is scored)
 
 # SentencePiece models of a raw-text setup: in the `prepare` output, the vocab channel and the model directory.
 SUBWORD_SOURCE_FILE = "subword.src.model"

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from typing import Optional
 
@@ -26,6 +27,8 @@ from .data.vocab import Vocabulary
 from .errors import DistributedError, StorageError, UserError, check_condition
 from .finetune import check_model_channel, prepare_parameters
 from .hyperparameters import Hyperparameters, load_hyperparameters_file
+from .inference.shortlist import Shortlist, target_frequency_order
+from .lexicon import estimate_lexical_table
 from .model.config import ModelConfig
 from .model.seq2seq_model import Seq2SeqModel
 from .model_dir import write_model_dir, write_model_metrics
@@ -158,6 +161,7 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
         kvstore = distributed.create_kvstore("dist_sync")
         rank, num_workers = resource.host_rank, resource.num_hosts
     train = _read_channel(paths, constants.TRAIN_CHANNEL, configs, hp, source_vocab, target_vocab)
+    shortlist = build_shortlist(hp, train, len(source_vocab), len(target_vocab)) if resource.is_master else None
     validation = _read_channel(paths, constants.VALIDATION_CHANNEL, configs, hp, source_vocab, target_vocab)
     check_condition(hp.batch_size >= len(contexts),
                     f"hyperparameter batch_size={hp.batch_size} is smaller than the {len(contexts)} devices")
@@ -186,23 +190,40 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
     stop_signal_trainer.append(trainer)
     state = trainer.fit()
     if is_master:
-        export_model(paths, model, source_vocab, target_vocab, hp, state, subword)
+        export_model(paths, model, source_vocab, target_vocab, hp, state, subword, shortlist)
     logger.info("training %s after %d updates (%d checkpoints; best %s %.4g at checkpoint %d)",
                 "stopped on request" if trainer.interrupted else "finished", state.num_updates,
                 state.num_checkpoints, hp.optimized_metric, state.best_metric or float("nan"),
                 state.best_checkpoint)
 
 
+def build_shortlist(hp: Hyperparameters, train: ParallelData, source_vocab_size: int,
+                    target_vocab_size: int) -> Optional[Shortlist]:
+    """The decoding shortlist of the training pairs (IBM Model 1, `shortlist_k` translations per source id and
+    the `shortlist_frequent` most frequent target ids); None when shortlist_k is 0."""
+    if hp.shortlist_k == 0:
+        return None
+    start = time.time()
+    table = estimate_lexical_table(train.sources, train.targets, source_vocab_size, target_vocab_size)
+    shortlist = Shortlist(table.top_translations(source_vocab_size, hp.shortlist_k),
+                          target_frequency_order(train.targets, target_vocab_size), hp.shortlist_k,
+                          hp.shortlist_frequent)
+    logger.info("decoding shortlist: %d translations per source token, %d frequent target tokens (%.1f s)",
+                hp.shortlist_k, hp.shortlist_frequent, time.time() - start)
+    return shortlist
+
+
 def export_model(paths: SageMakerPaths, model: Seq2SeqModel, source_vocab: Vocabulary, target_vocab: Vocabulary,
-                 hp: Hyperparameters, state: ts.TrainingState, subword: Optional[SubwordModels] = None) -> None:
-    """Write /opt/ml/model from the best checkpointed parameters: params, config, vocabularies, metrics, and the
-    subword models of the vocab channel when it has them."""
+                 hp: Hyperparameters, state: ts.TrainingState, subword: Optional[SubwordModels] = None,
+                 shortlist: Optional[Shortlist] = None) -> None:
+    """Write /opt/ml/model from the best checkpointed parameters: params, config, vocabularies, metrics, the
+    subword models of the vocab channel when it has them and the decoding shortlist when there is one."""
     best = ts.best_params_path(paths.checkpoint_dir)
     if os.path.exists(best):
         model.load_parameters(best, ctx=model.collect_params().list_ctx())
     decode_defaults = {"beam_size": hp.beam_size, "length_penalty_alpha": hp.length_penalty_alpha,
                        "length_penalty_beta": hp.length_penalty_beta, "hyperparameters": hp.to_dict()}
-    write_model_dir(paths.model_dir, model, source_vocab, target_vocab, decode_defaults, subword)
+    write_model_dir(paths.model_dir, model, source_vocab, target_vocab, decode_defaults, subword, shortlist)
     best_record = next((r for r in state.history if r["checkpoint"] == state.best_checkpoint), None)
     write_model_metrics(paths.model_dir, {"best_checkpoint": best_record, "num_updates": state.num_updates,
                                           "num_checkpoints": state.num_checkpoints,

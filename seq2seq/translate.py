@@ -32,6 +32,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--length-penalty-alpha", type=float)
     parser.add_argument("--length-penalty-beta", type=float)
     parser.add_argument("--max-output-length", type=int)
+    parser.add_argument("--no-shortlist", dest="shortlist", action="store_false", default=None,
+                        help="score the whole target vocabulary (default: the model's shortlist, if it has one)")
+    parser.add_argument("--block-ngram-repeat", type=int, help="forbid any n-gram of this size twice (0: off)")
+    parser.add_argument("--coverage-penalty", type=float, help="GNMT coverage penalty weight (0: off)")
     parser.add_argument("--chunk-size", type=int, default=1024,
                         help="sentences handed to the translator per call (it batches internally)")
     parser.add_argument("--device", default="cpu", help="cpu or gpu:<i>")
@@ -58,11 +62,15 @@ def load_translator(model_dir: str, device: str):
 def decode_options(translator, args: argparse.Namespace):
     """The model's default DecodeOptions with the command-line overrides applied (validated)."""
     overrides = {name: getattr(args, name) for name in
-                 ("beam_size", "length_penalty_alpha", "length_penalty_beta", "max_output_length")
+                 ("beam_size", "length_penalty_alpha", "length_penalty_beta", "max_output_length", "shortlist",
+                  "block_ngram_repeat", "coverage_penalty")
                  if getattr(args, name) is not None}
     for name in ("beam_size", "max_output_length"):
         if name in overrides and overrides[name] < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {overrides[name]}")
+    for name in ("block_ngram_repeat", "coverage_penalty"):
+        if name in overrides and overrides[name] < 0:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 0, got {overrides[name]}")
     return apply_overrides(translator.default_options, overrides)
 
 

@@ -15,8 +15,9 @@ from ..data.subword import SubwordModels, load_checked_subword_models
 from ..data.vocab import Vocabulary
 from ..model.config import ModelConfig
 from ..model.seq2seq_model import Seq2SeqModel
-from ..model_dir import load_model
-from .search import beam_search
+from ..model_dir import load_model, load_shortlist
+from .search import SearchOptions, beam_search
+from .shortlist import Shortlist
 
 DEFAULT_BATCH_SENTENCES = 32
 
@@ -31,6 +32,13 @@ class DecodeOptions:
     length_penalty_beta: float = 0.0
     max_output_length: Optional[int] = None
     attention_matrix: bool = False
+    shortlist: bool = True              # score only the model's shortlist (when it has one)
+    block_ngram_repeat: int = 0         # > 0: no n-gram of this size twice in a translation
+    coverage_penalty: float = 0.0       # > 0: GNMT's coverage penalty weight
+
+    @property
+    def search_options(self) -> SearchOptions:
+        return SearchOptions(self.block_ngram_repeat, self.coverage_penalty)
 
 
 @dataclass(frozen=True)
@@ -63,12 +71,13 @@ class Translator:
     def __init__(self, model: Seq2SeqModel, source_vocab: Vocabulary, target_vocab: Vocabulary,
                  default_options: DecodeOptions = DecodeOptions(), context=None,
                  batch_sentences: int = DEFAULT_BATCH_SENTENCES, subword: Optional[SubwordModels] = None,
-                 search: Callable = beam_search):
+                 search: Callable = beam_search, shortlist: Optional[Shortlist] = None):
         self.model = model
         self.search = search            # beam_search's signature; the decoding benchmark passes its reference
         self.source_vocab = source_vocab
         self.target_vocab = target_vocab
         self.subword = subword          # None: word-level model (whitespace tokens in and out)
+        self.shortlist = shortlist      # None: the whole vocabulary is scored
         self.default_options = default_options
         self.context = context or mx.cpu()
         self.batch_sentences = batch_sentences
@@ -85,7 +94,8 @@ class Translator:
                                  length_penalty_alpha=float(config.get("length_penalty_alpha", 1.0)),
                                  length_penalty_beta=float(config.get("length_penalty_beta", 0.0)))
         subword = load_checked_subword_models(model_dir, source_vocab, target_vocab)
-        return cls(model, source_vocab, target_vocab, defaults, context, subword=subword)
+        shortlist = load_shortlist(model_dir, len(source_vocab), len(target_vocab))
+        return cls(model, source_vocab, target_vocab, defaults, context, subword=subword, shortlist=shortlist)
 
     def translate_text(self, sentences: List[str], options: DecodeOptions = None) -> List[Translation]:
         """Translate sentences: whitespace tokens (word-level model) or raw text (subword model, whose
@@ -124,10 +134,17 @@ class Translator:
         for row, source in enumerate(sources):
             padded[row, :len(source)] = source
         max_lengths = np.array([max_output_length(self.model.config, n, options.max_output_length) for n in lengths])
+        extra = {}
+        if options.search_options != SearchOptions():
+            extra["options"] = options.search_options
+        if options.shortlist and self.shortlist is not None:
+            candidate_ids = self.shortlist.candidates(sources)
+            if candidate_ids is not None:
+                extra["candidate_ids"] = candidate_ids
         hypotheses = self.search(self.model, mx.nd.array(padded, ctx=self.context),
                                  mx.nd.array(lengths, ctx=self.context), max_lengths, options.beam_size,
                                  options.length_penalty_alpha, options.length_penalty_beta,
-                                 options.attention_matrix)
+                                 options.attention_matrix, **extra)
         translations = []
         for hypothesis, length in zip(hypotheses, lengths):
             attention = hypothesis.attention[:, :length] if hypothesis.attention is not None else None

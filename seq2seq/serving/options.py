@@ -15,6 +15,8 @@ MAX_BEAM_SIZE = 64
 MAX_OUTPUT_LENGTH = 1024
 MAX_LENGTH_PENALTY_ALPHA = 10.0
 MAX_LENGTH_PENALTY_BETA = 100.0
+MAX_BLOCK_NGRAM_REPEAT = 16
+MAX_COVERAGE_PENALTY = 10.0
 
 OPTION_KINDS: Dict[str, Kind] = {
     "attention_matrix": Bool(),
@@ -22,6 +24,9 @@ OPTION_KINDS: Dict[str, Kind] = {
     "length_penalty_alpha": Float(0.0, MAX_LENGTH_PENALTY_ALPHA),
     "length_penalty_beta": Float(0.0, MAX_LENGTH_PENALTY_BETA),
     "max_output_length": Int(1, MAX_OUTPUT_LENGTH),
+    "shortlist": Bool(),
+    "block_ngram_repeat": Int(0, MAX_BLOCK_NGRAM_REPEAT),
+    "coverage_penalty": Float(0.0, MAX_COVERAGE_PENALTY),
 }
 
 

@@ -53,7 +53,7 @@ def test_model_dir_holds_what_serving_needs(finished_job):
     base, _ = finished_job
     model_dir = os.path.join(base, "model")
     names = set(os.listdir(model_dir))
-    assert {"params.best", "config.json", "vocab.src.json", "vocab.trg.json", "metrics.json"} <= names
+    assert {"params.best", "config.json", "vocab.src.json", "vocab.trg.json", "metrics.json", "shortlist.npz"} <= names
     assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")], names
     with open(os.path.join(model_dir, "config.json")) as stream:
         config = json.load(stream)

@@ -50,9 +50,10 @@ def subword_models(tmp_path):
 
 
 def test_the_file_list_names_every_file_once():
-    assert len(set(model_dir.MODEL_FILES)) == len(model_dir.MODEL_FILES) == 8
+    assert len(set(model_dir.MODEL_FILES)) == len(model_dir.MODEL_FILES) == 9
     assert set(model_dir.MODEL_FILES) == {"params.best", "config.json", "vocab.src.json", "vocab.trg.json",
-                                         "version", "metrics.json", "subword.src.model", "subword.trg.model"}
+                                         "version", "metrics.json", "subword.src.model", "subword.trg.model",
+                                         "shortlist.npz"}
     assert model_dir.REQUIRED_FILES[-1] == constants.MODEL_CONFIG_FILE    # the file written last
 
 
