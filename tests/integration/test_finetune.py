@@ -286,3 +286,40 @@ def test_bad_embedding_file_fails_with_file_and_line(tmp_path, job, content, exp
     failure = read_failure(str(base))
     assert failure.startswith("UserError: embedding file ") and expected in failure
     assert len(failure.strip().splitlines()) == 1
+
+
+# ----- fine-tuning learns: a second task with the same vocabulary -----
+
+LEARNING = dict(BASE, bleu_sample_size=-1, beam_size=1, checkpoint_frequency_num_batches=25, checkpoint_threshold=100)
+
+
+def shifted(pairs):
+    """The second task: copy each word as the next word of the vocabulary (w3 -> w4, w11 -> w0)."""
+    return [(source, [f"w{(int(w[1:]) + 1) % 12}" for w in target]) for source, target in pairs]
+
+
+def bleu_history(base):
+    with open(os.path.join(str(base), "output", "data", "metrics.json")) as stream:
+        return [(record["updates"], record["validation_bleu"]) for record in json.load(stream)]
+
+
+def test_finetuning_reaches_the_bleu_in_fewer_updates_than_training_from_scratch(tmp_path, job):
+    first = tmp_path / "copy"
+    write_tree(str(first), dict(LEARNING, max_num_batches=300), copy_task_pairs(600, seed=1),
+               copy_task_pairs(50, seed=2))
+    assert job(first) == 0, read_failure(str(first))
+    histories = {}
+    for name in ("finetuned", "scratch"):
+        base = tmp_path / name
+        write_tree(str(base), dict(LEARNING, max_num_batches=150), shifted(copy_task_pairs(600, seed=3)),
+                   shifted(copy_task_pairs(50, seed=4)))
+        if name == "finetuned":
+            add_model_channel(base, os.path.join(str(first), "model"))
+        assert job(base) == 0, read_failure(str(base))
+        histories[name] = bleu_history(base)
+    target = 60.0
+    finetuned, scratch = histories["finetuned"], histories["scratch"]
+    assert finetuned[0][1] < 20, finetuned       # the copy model does not know the new task: it has to learn it
+    reached = [updates for updates, bleu in finetuned if bleu >= target]
+    assert reached and reached[0] <= 125, histories
+    assert all(bleu < target for _, bleu in scratch), histories   # not within 150 updates from scratch
