@@ -8,15 +8,22 @@ sentence's source tokens (and NULL) is t(e | f_j) / Σ_j' t(e | f_j'); M-step: t
 co-occurrence, the later ones sharpen it toward the true translations (frequent target tokens stop winning
 every row).
 
-Used for the decoding shortlist: `top_translations` keeps each source id's best target ids.
+Used for the decoding shortlist: `shortlist_from_pairs` keeps each source id's best target ids. As a command,
+it adds a shortlist to a model directory trained without one:
+
+    python -m seq2seq.lexicon --model DIR --train train.rec [--k 20] [--frequent 100]
 """
 
+import argparse
 import logging
+import sys
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
 from .constants import PAD_ID
+from .inference.shortlist import Shortlist, target_frequency_order
 
 logger = logging.getLogger(__name__)
 
@@ -88,3 +95,50 @@ def estimate_lexical_table(sources, targets, source_vocab_size: int, target_voca
                 int(keep.sum()), len(source), iterations)
     return LexicalTable(entry_source[keep].astype(np.int32), entry_target[keep].astype(np.int32),
                         t[keep].astype(np.float32))
+
+
+def shortlist_from_pairs(sources, targets, source_vocab_size: int, target_vocab_size: int, k: int,
+                         frequent: int) -> Shortlist:
+    """The decoding shortlist of parallel id sequences: Model 1's k best translations of each source id and the
+    target ids by frequency (the first `frequent` always scored)."""
+    start = time.time()
+    table = estimate_lexical_table(sources, targets, source_vocab_size, target_vocab_size)
+    shortlist = Shortlist(table.top_translations(source_vocab_size, k),
+                          target_frequency_order(targets, target_vocab_size), k, frequent)
+    logger.info("decoding shortlist: %d translations per source token, %d frequent target tokens (%.1f s)",
+                k, frequent, time.time() - start)
+    return shortlist
+
+
+def main(argv=None) -> int:
+    from .data.recordio_codec import read_pairs
+    from .errors import UserError
+    from .model_dir import read_model_config, write_shortlist
+
+    parser = argparse.ArgumentParser(prog="python -m seq2seq.lexicon",
+                                     description="Add a decoding shortlist to a trained model directory.")
+    parser.add_argument("--model", required=True, help="the model directory")
+    parser.add_argument("--train", required=True, help="the training pairs (train.rec) the model was trained on")
+    parser.add_argument("--k", type=int, default=20, help="translations per source token")
+    parser.add_argument("--frequent", type=int, default=100, help="most frequent target tokens always scored")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        config, _ = read_model_config(args.model)
+        pairs = list(read_pairs(args.train))
+        for side, index, size in (("source", 0, config.source_vocab_size), ("target", 1, config.target_vocab_size)):
+            largest = max((int(p[index].max()) for p in pairs if len(p[index])), default=0)
+            if largest >= size:
+                raise UserError(f"{args.train}: {side} id {largest} is outside the model's {side} vocabulary "
+                                f"({size} ids): not the data this model was trained on")
+        shortlist = shortlist_from_pairs([p[0] for p in pairs], [p[1] for p in pairs], config.source_vocab_size,
+                                         config.target_vocab_size, args.k, args.frequent)
+        write_shortlist(args.model, shortlist)
+    except UserError as error:
+        print(f"lexicon: {error.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -67,15 +67,7 @@ def write_model_dir(model_dir: str, model: Seq2SeqModel, source_vocab: Vocabular
         for name in SUBWORD_FILES:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(model_dir, name))
-    shortlist_path = os.path.join(model_dir, MODEL_SHORTLIST_FILE)
-    if shortlist is not None:
-        buffer = io.BytesIO()
-        np.savez(buffer, translations=shortlist.translations, by_frequency=shortlist.by_frequency,
-                 k=shortlist.k, frequent=shortlist.frequent)
-        write_bytes(shortlist_path, buffer.getvalue())
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(shortlist_path)
+    write_shortlist(model_dir, shortlist)
     write_bytes(os.path.join(model_dir, MODEL_VERSION_FILE), __version__.encode())
     config = {"model": model.config.to_dict(), "version": __version__}
     if subword is not None:
@@ -118,6 +110,19 @@ def load_model(model_dir: str, ctx=None) -> Tuple[Seq2SeqModel, Vocabulary, Voca
     model.load_parameters(params_path, ctx=ctx)
     model.hybridize()
     return model, source_vocab, target_vocab, config
+
+
+def write_shortlist(model_dir: str, shortlist: Optional[Shortlist]) -> None:
+    """Write the decoding shortlist's table (shortlist.npz) atomically; None removes an existing one."""
+    path = os.path.join(model_dir, MODEL_SHORTLIST_FILE)
+    if shortlist is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        return
+    buffer = io.BytesIO()
+    np.savez(buffer, translations=shortlist.translations, by_frequency=shortlist.by_frequency, k=shortlist.k,
+             frequent=shortlist.frequent)
+    write_bytes(path, buffer.getvalue())
 
 
 def load_shortlist(model_dir: str, source_vocab_size: int, target_vocab_size: int) -> Optional[Shortlist]:

@@ -9,14 +9,13 @@ import logging
 import os
 import signal
 import sys
-import time
 import traceback
 from typing import Optional
 
 import mxnet as mx
 import numpy as np
 
-from . import constants
+from . import constants, failure_text
 from .atomic_write import write_text
 from .data.batch_iterator import BucketBatchIterator
 from .data.bucketing import define_parallel_buckets, mean_length_ratio
@@ -27,8 +26,8 @@ from .data.vocab import Vocabulary
 from .errors import DistributedError, StorageError, UserError, check_condition
 from .finetune import check_model_channel, prepare_parameters
 from .hyperparameters import Hyperparameters, load_hyperparameters_file
-from .inference.shortlist import Shortlist, target_frequency_order
-from .lexicon import estimate_lexical_table
+from .inference.shortlist import Shortlist
+from .lexicon import shortlist_from_pairs
 from .model.config import ModelConfig
 from .model.seq2seq_model import Seq2SeqModel
 from .model_dir import write_model_dir, write_model_metrics
@@ -199,18 +198,12 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
 
 def build_shortlist(hp: Hyperparameters, train: ParallelData, source_vocab_size: int,
                     target_vocab_size: int) -> Optional[Shortlist]:
-    """The decoding shortlist of the training pairs (IBM Model 1, `shortlist_k` translations per source id and
-    the `shortlist_frequent` most frequent target ids); None when shortlist_k is 0."""
+    """The decoding shortlist of the training pairs (`shortlist_k`, `shortlist_frequent`); None when shortlist_k
+    is 0."""
     if hp.shortlist_k == 0:
         return None
-    start = time.time()
-    table = estimate_lexical_table(train.sources, train.targets, source_vocab_size, target_vocab_size)
-    shortlist = Shortlist(table.top_translations(source_vocab_size, hp.shortlist_k),
-                          target_frequency_order(train.targets, target_vocab_size), hp.shortlist_k,
-                          hp.shortlist_frequent)
-    logger.info("decoding shortlist: %d translations per source token, %d frequent target tokens (%.1f s)",
-                hp.shortlist_k, hp.shortlist_frequent, time.time() - start)
-    return shortlist
+    return shortlist_from_pairs(train.sources, train.targets, source_vocab_size, target_vocab_size,
+                                hp.shortlist_k, hp.shortlist_frequent)
 
 
 def export_model(paths: SageMakerPaths, model: Seq2SeqModel, source_vocab: Vocabulary, target_vocab: Vocabulary,
@@ -269,11 +262,17 @@ def main(hooks=None) -> int:
         code = 1
         logger.error("training failed (multi-host): %s\n%s", error, traceback.format_exc())
         write_failure(paths, f"DistributedError: {error}")
-    except Exception as error:  # the one funnel for everything else
-        code = 1
+    except Exception as error:  # the one funnel for everything else: one line in the failure file, trace in the log
         logger.error("training failed (internal error): %s\n%s", error, traceback.format_exc())
-        write_failure(paths, f"InternalError: {type(error).__name__}: {error}. "
-                             "This is a fault of the training job, not of the input; see the log for the traceback.")
+        job_hp = locals().get("hp")
+        if failure_text.is_out_of_memory(error):
+            code = 2
+            write_failure(paths, "UserError: " + failure_text.training_out_of_memory(
+                error, job_hp.devices if job_hp else "?", job_hp.batch_size if job_hp else None))
+        else:
+            code = 1
+            write_failure(paths, f"InternalError: {type(error).__name__}: {failure_text.one_line(error)}. This is a "
+                                 "fault of the training job, not of the input; see the log for the traceback.")
     if distributed:
         distributed[0].exit(code, None if code == 0 else _read(paths.failure_file))
     return code

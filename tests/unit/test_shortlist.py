@@ -224,3 +224,22 @@ def test_coverage_penalty_adds_the_gnmt_term(model):
         coverage_without_eos = p.attention[:, :len(ids)].sum(axis=0)
         lower = beta * np.log(np.minimum(np.maximum(coverage_without_eos, 1e-30), 1.0)).sum()
         assert p.score - q.score >= lower - 1e-4
+
+
+def test_lexicon_command_adds_a_shortlist_to_a_model_directory(model, tmp_path, capsys):
+    from seq2seq import lexicon
+    from seq2seq.data.recordio_codec import pairs_to_bytes
+
+    source_vocab, target_vocab = vocabularies()
+    directory = tmp_path / "model"
+    write_model_dir(str(directory), model, source_vocab, target_vocab, {})
+    train = tmp_path / "train.rec"
+    train.write_bytes(pairs_to_bytes([([4, 5], [6, 7]), ([4, 9], [6, 11]), ([5], [7])]))
+    assert lexicon.main(["--model", str(directory), "--train", str(train), "--k", "2", "--frequent", "1"]) == 0
+    shortlist = load_shortlist(str(directory), 15, 12)
+    assert shortlist.k == 2 and shortlist.frequent == 1 and shortlist.by_frequency[0] == 6
+    assert shortlist.translations[4, 0] == 6 and shortlist.translations[5, 0] == 7
+    bad = tmp_path / "bad.rec"
+    bad.write_bytes(pairs_to_bytes([([4, 40], [6])]))
+    assert lexicon.main(["--model", str(directory), "--train", str(bad)]) == 1
+    assert "source id 40 is outside the model's source vocabulary" in capsys.readouterr().err
