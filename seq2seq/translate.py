@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Iterable, List, TextIO
 
+from seq2seq import failure_text
 from seq2seq.atomic_write import write_json
 from seq2seq.errors import UserError
 from seq2seq.serving.options import apply_overrides
@@ -53,10 +54,20 @@ def load_translator(model_dir: str, device: str):
     if device == "cpu":
         context = mx.cpu()
     elif device.startswith("gpu:") and device[4:].isdigit():
+        from seq2seq.training.devices import check_gpu_visible
+        check_gpu_visible(int(device[4:]), f"--device {device}", "--device cpu")
         context = mx.gpu(int(device[4:]))
     else:
         raise UserError(f"--device {device!r}: expected cpu or gpu:<index>")
-    return Translator.load(model_dir, context=context)
+    try:
+        return Translator.load(model_dir, context=context)
+    except UserError:
+        raise
+    except Exception as error:  # a corrupt or incomplete model: one line, the trace in the debug log
+        logger.debug("loading %s failed", model_dir, exc_info=True)
+        raise UserError(f"--model {model_dir}: cannot load the model ({type(error).__name__}: "
+                        f"{failure_text.one_line(error)}); it must hold params.best, config.json and the "
+                        f"vocabularies of one training job") from None
 
 
 def decode_options(translator, args: argparse.Namespace):
@@ -132,7 +143,9 @@ def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO)
 
 
 def main(argv=None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    level = os.environ.get("SEQ2SEQ_LOG_LEVEL", "WARNING").upper()
+    logging.basicConfig(level=level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "WARNING",
+                        format="%(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
     # UTF-8 whatever the locale; detached afterwards so that the process's own streams stay open.
     stdin = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8") if not args.input else io.StringIO()
@@ -144,6 +157,16 @@ def main(argv=None) -> int:
         return 1
     except UnicodeDecodeError as error:
         print(f"translate: standard input is not valid UTF-8 (byte {error.start} of a read block)", file=sys.stderr)
+        return 1
+    except Exception as error:  # one line on stderr; SEQ2SEQ_LOG_LEVEL=DEBUG shows the traceback
+        logger.debug("translate failed", exc_info=True)
+        if failure_text.is_out_of_memory(error):
+            print("translate: " + failure_text.out_of_memory_advice(
+                error, args.device, "decoding", "lower --chunk-size or --beam-size, or use --device cpu"),
+                file=sys.stderr)
+            return 1
+        print(f"translate: internal error ({type(error).__name__}: {failure_text.one_line(error)}); "
+              f"SEQ2SEQ_LOG_LEVEL=DEBUG shows the traceback", file=sys.stderr)
         return 1
     finally:
         for stream in (stdin, stdout):

@@ -21,7 +21,8 @@ from typing import Callable, Mapping
 
 from flask import Flask
 
-from seq2seq.errors import UserError
+from seq2seq import failure_text
+from seq2seq.errors import Seq2SeqError, UserError
 from seq2seq.serving.app import create_app
 from seq2seq.serving.batching import BatchingProvider
 from seq2seq.serving.settings import ServingSettings
@@ -41,11 +42,27 @@ def load_translator(model_dir: str, context: str):
     from seq2seq.inference.translator import Translator
 
     device = mx.cpu() if context == "cpu" else mx.gpu(int(context.split(":", 1)[1]))
+    if device.device_type == "gpu":
+        from seq2seq.training.devices import check_gpu_visible
+        check_gpu_visible(device.device_id, f"the worker's device {context} (SEQ2SEQ_NUM_GPUS)",
+                          "SEQ2SEQ_NUM_GPUS=0 (serve on the CPU)")
     logger.info("loading the model from %s on %s (pid %d)", model_dir, device, os.getpid())
-    translator = Translator.load(model_dir, context=device)
-    vocab_size = len(translator.source_vocab)
-    warm_up = [[i for i in WARM_UP_SOURCE if i < vocab_size]]
-    translator.translate_ids(warm_up, translator.default_options)
+    try:
+        translator = Translator.load(model_dir, context=device)
+        vocab_size = len(translator.source_vocab)
+        warm_up = [[i for i in WARM_UP_SOURCE if i < vocab_size]]
+        translator.translate_ids(warm_up, translator.default_options)
+    except Seq2SeqError:
+        raise
+    except Exception as error:  # MXNet's C++ trace goes to the log; /ping and requests get one line
+        logger.exception("loading the model from %s on %s failed", model_dir, device)
+        if failure_text.is_out_of_memory(error):
+            raise Seq2SeqError(failure_text.out_of_memory_advice(
+                error, str(device), "loading the model", "serve a smaller model, run fewer workers per GPU "
+                "(SAGEMAKER_MODEL_SERVER_WORKERS) or use an instance with more GPU memory")) from None
+        raise Seq2SeqError(f"cannot load the model from {model_dir} on {device}: {type(error).__name__}: "
+                           f"{failure_text.one_line(error)}; the model directory must hold params.best, config.json "
+                           f"and the vocabularies of one training job (unpack its complete model.tar.gz)") from None
     return translator
 
 

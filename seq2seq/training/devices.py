@@ -23,11 +23,21 @@ def contexts_for(devices: str) -> List[mx.Context]:
         return [mx.gpu(i) for i in range(gpus)] if gpus else [mx.cpu(0)]
     if kind == "cpu":
         return [mx.cpu(i) for i in range(count)]
-    gpus = available_gpus()
-    missing = [i for i in gpu_ids if i >= gpus]
-    if missing:
-        raise UserError(f"hyperparameter devices={devices}: GPU {missing[0]} requested but {gpus} GPU(s) visible")
+    for index in gpu_ids:
+        check_gpu_visible(index, f"hyperparameter devices={devices}: GPU {index}", "devices=cpu (or auto)")
     return [mx.gpu(i) for i in gpu_ids]
+
+
+def check_gpu_visible(index: int, what: str, instead: str = "cpu") -> None:
+    """UserError naming `what` unless GPU `index` exists here (a CPU-only MXNet build sees none)."""
+    visible = available_gpus()
+    if index < visible:
+        return
+    if visible:
+        raise UserError(f"{what} requested, but only {visible} GPU(s) are visible (gpu:0 to gpu:{visible - 1}); "
+                        f"use one of them or {instead}")
+    raise UserError(f"{what} requested, but no GPU is visible here (no GPU on this machine or instance, or an "
+                    f"MXNet build without CUDA); use {instead} or a GPU instance")
 
 
 def local_kvstore_type(contexts: List[mx.Context]) -> str:
