@@ -5,7 +5,8 @@ the first line of /opt/ml/output/failure (training) or "<status> <body>" (servin
 temporary tree are written `<base>`.
 
 The cases live by area: data.py (data, vocabularies), config.py (hyperparameters, resource config),
-checkpoints.py (checkpoints, disk) and serving.py (HTTP); job.py builds the trees and runs the job. The
+checkpoints.py (checkpoints, disk), serving.py (HTTP) and finetune.py (model channel, embeddings, checkpoint
+config); job.py builds the trees and runs the job. The
 table lists them in the order they are registered, which is the order the area modules are imported below.
 
 `python -m tests.bad_inputs --write` runs every case and rewrites the table in docs/bad_inputs.md;
@@ -35,10 +36,10 @@ def case(case_id: str, area: str, what: str):
 
 
 # The areas, in the order of the table (each module registers its cases when imported).
-from tests.bad_inputs import data, config, checkpoints, serving  # noqa: E402
+from tests.bad_inputs import data, config, checkpoints, serving, finetune  # noqa: E402
 from tests.bad_inputs.job import run_job, trained_tree  # noqa: E402
 
-AREAS = (data, config, checkpoints, serving)
+AREAS = (data, config, checkpoints, serving, finetune)
 __all__ = ["AREAS", "CASES", "case", "documented", "main", "observe", "render_table", "run_job", "trained_tree"]
 
 
