@@ -1,13 +1,19 @@
 """Validation metrics: perplexity and accuracy (teacher forced) and BLEU (beam search, sacreBLEU)."""
 
 import math
-from typing import List
+from typing import Callable, List, Optional
 
 import sacrebleu
 import sacrebleu.metrics
 
 from ..data.batch_iterator import BucketBatchIterator, IteratorPosition
+from ..data.dataset import ParallelData
+from ..data.subword import SubwordModels
+from ..data.vocab import Vocabulary
+from ..inference.translator import DecodeOptions, Translator
 from .loss import MaskedCrossEntropy
+
+BLEU_CHUNK_SENTENCES = 128
 
 
 def perplexity(nll_sum: float, num_tokens: int) -> float:
@@ -55,3 +61,30 @@ def detokenised_bleu(hypotheses: List[str], references: List[str]) -> BleuScore:
 def bleu_sample(num_sentences: int, total: int) -> range:
     """Indices of the validation sentences used for BLEU: the first N (-1 = all)."""
     return range(total if num_sentences < 0 else min(num_sentences, total))
+
+
+def validation_bleu(model, data: ParallelData, source_vocab: Vocabulary, target_vocab: Vocabulary, context,
+                    options: DecodeOptions, sample_size: int, subword: Optional[SubwordModels] = None,
+                    should_stop: Callable[[], bool] = lambda: False) -> Optional[float]:
+    """Beam-search BLEU of `model` on the first `sample_size` validation sentences (-1: all), decoded in chunks of
+    BLEU_CHUNK_SENTENCES on `context`; None when `should_stop()` turns true between chunks.
+
+    Word-level models: sacreBLEU on the tokens as they are (tokenize='none'). With subword models: hypotheses
+    and references detokenised, sacreBLEU's standard settings (cased, 13a); the score carries its signature,
+    which the metric line and files show.
+    """
+    indices = list(bleu_sample(sample_size, len(data)))
+    translator = Translator(model, source_vocab, target_vocab, context=context, subword=subword)
+    hypotheses, references = [], []
+    for start in range(0, len(indices), BLEU_CHUNK_SENTENCES):
+        if should_stop():
+            return None
+        chunk = indices[start:start + BLEU_CHUNK_SENTENCES]
+        translations = translator.translate_ids([list(data.sources[i]) for i in chunk], options)
+        if subword is None:
+            hypotheses += [" ".join(t.target_tokens) for t in translations]
+            references += [" ".join(target_vocab.decode(list(data.targets[i]))) for i in chunk]
+        else:
+            hypotheses += [subword.target.decode(t.target_ids) for t in translations]
+            references += [subword.target.decode(data.targets[i]) for i in chunk]
+    return corpus_bleu(hypotheses, references) if subword is None else detokenised_bleu(hypotheses, references)

@@ -16,11 +16,11 @@ from ..data.dataset import ParallelData
 from ..data.subword import SubwordModels
 from ..data.vocab import Vocabulary
 from ..hyperparameters import Hyperparameters
-from ..inference.translator import DecodeOptions, Translator
+from ..inference.translator import DecodeOptions
 from ..model.seq2seq_model import Seq2SeqModel
 from . import precision
 from . import training_state as ts
-from .evaluation import bleu_sample, corpus_bleu, perplexity, perplexity_and_accuracy
+from .evaluation import perplexity, perplexity_and_accuracy, validation_bleu
 from .loss import MaskedCrossEntropy, fused_softmax_loss
 from .lr_schedule import LearningRateSchedule, schedule_from_hyperparameters
 from .metrics_log import metric_lines, write_metric_files
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LOWER_IS_BETTER = {"perplexity": True, "accuracy": False, "bleu": False}
-BLEU_CHUNK_SENTENCES = 128
 
 
 class StopTraining(Exception):
@@ -411,35 +410,15 @@ class Seq2SeqTrainer:
         return value < state.best_metric if LOWER_IS_BETTER[self.hp.optimized_metric] else value > state.best_metric
 
     def _bleu(self) -> Optional[float]:
-        """Beam-search BLEU on the validation sample, decoded in chunks; None if a stop is requested meanwhile
-        (a full-set beam search on CPU can take longer than SageMaker's 120 s between SIGTERM and SIGKILL).
-
-        Word-level models: sacreBLEU on the tokens as they are (tokenize='none'). With subword models
-        (`setup.subword`): hypotheses and references detokenised, sacreBLEU's standard settings (cased,
-        13a); the score carries its signature, which the metric line and files show.
-        """
-        from .evaluation import detokenised_bleu
-
-        data = self.setup.validation_data
-        subword = self.setup.subword
-        indices = list(bleu_sample(self.hp.bleu_sample_size, len(data)))
-        translator = Translator(self.model, self.setup.source_vocab, self.setup.target_vocab,
-                                context=self.setup.contexts[0], subword=subword)
+        """Beam-search BLEU on the validation sample (evaluation.validation_bleu); None if a stop is requested
+        meanwhile (a full-set beam search on CPU can take longer than SageMaker's 120 s between SIGTERM and
+        SIGKILL)."""
+        setup = self.setup
         options = DecodeOptions(beam_size=self.hp.beam_size, length_penalty_alpha=self.hp.length_penalty_alpha,
                                 length_penalty_beta=self.hp.length_penalty_beta)
-        hypotheses, references = [], []
-        for start in range(0, len(indices), BLEU_CHUNK_SENTENCES):
-            if self.stop_requested:
-                return None
-            chunk = indices[start:start + BLEU_CHUNK_SENTENCES]
-            translations = translator.translate_ids([list(data.sources[i]) for i in chunk], options)
-            if subword is None:
-                hypotheses += [" ".join(t.target_tokens) for t in translations]
-                references += [" ".join(self.setup.target_vocab.decode(list(data.targets[i]))) for i in chunk]
-            else:
-                hypotheses += [subword.target.decode(t.target_ids) for t in translations]
-                references += [subword.target.decode(data.targets[i]) for i in chunk]
-        return corpus_bleu(hypotheses, references) if subword is None else detokenised_bleu(hypotheses, references)
+        return validation_bleu(self.model, setup.validation_data, setup.source_vocab, setup.target_vocab,
+                               setup.contexts[0], options, self.hp.bleu_sample_size, setup.subword,
+                               should_stop=lambda: self.stop_requested)
 
     def _save_best(self) -> None:
         """Write params.best atomically; a failing write keeps the previous one and raises StorageError."""
