@@ -96,19 +96,18 @@ class Decoder(HybridBlock):
         return tuple([self.output_layer(hidden), weights] + new_states)
 
     def step_hidden(self, F, previous_ids, encoded, keys, source_length, states):
-        """One inference step up to the output layer (no dropout): previous_ids `(batch,)`, states a list of
-        `(batch, hidden)` -> attention hidden state `(batch, hidden)`, attention `(batch, src_len)`, new states."""
-        embedded = F.expand_dims(self.embedding(previous_ids), axis=0)           # (1, batch, embed)
-        hidden, weights, new_states = self.run_hidden(F, embedded, states, encoded, keys, source_length,
-                                                      dropout=False)
-        return F.reshape(hidden, shape=(-3, -2)), F.reshape(weights, shape=(-3, -2)), new_states
+        """One inference step up to the output layer (no dropout), on batch-major 2-D arrays throughout:
+        previous_ids `(batch,)`, states a list of `(batch, hidden)` -> attention hidden state `(batch, hidden)`,
+        attention `(batch, src_len)`, new states."""
+        return self.run_hidden(F, self.embedding(previous_ids), states, encoded, keys, source_length,
+                               dropout=False, flat_step=True)
 
     def embed(self, F, target_ids):
         """target_ids `(batch, steps)` -> time-major embeddings `(steps, batch, embed)`, dropout applied."""
         return F.transpose(self.embed_dropout(self.embedding(target_ids)), axes=(1, 0, 2))
 
     def run_hidden(self, F, embedded, states, encoded, keys, source_length, whole_sequence=False,
-                   for_training=False, dropout=True):
+                   for_training=False, dropout=True, flat_step=False):
         """Run the RNN layers and the attention over `steps` target positions.
 
         embedded `(steps, batch, embed)` time-major; states: list of `(batch, hidden)`. `whole_sequence` runs each
@@ -117,35 +116,43 @@ class Decoder(HybridBlock):
         the hidden dropout out of the graph (inference programs).
         Returns the attention hidden states `(batch, steps, hidden)` (before the output layer), the attention
         weights `(batch, steps, src_len)` and the new states.
+        `flat_step`: one step with every array batch-major and without the steps axis (embedded `(batch, embed)`,
+        returns `(batch, hidden)` and `(batch, src_len)`): no reshaping operators in an inference step's graph.
         """
         config = self._config
         one_step = for_training and not whole_sequence
+        time_axis = 1 if flat_step else 2                       # the feature axis of a layer's input
         layer_input = embedded
         if config.input_feeding:
-            layer_input = F.concat(embedded, F.expand_dims(states[-1], axis=0), dim=2)
+            feedback = states[-1] if flat_step else F.expand_dims(states[-1], axis=0)
+            layer_input = F.concat(embedded, feedback, dim=time_axis)
         per_layer = config.states_per_layer
         new_states, context, weights = [], None, None
         previous_output = None
+
+        def batch_major(array):                                  # (steps, batch, n) -> (batch, steps, n)
+            return array if flat_step else F.transpose(array, axes=(1, 0, 2))
+
         for index, cell in enumerate(self.cells):
             output, next_states = cell(layer_input, states[index * per_layer:(index + 1) * per_layer],
-                                       whole_sequence)
+                                       whole_sequence, flat_step)
             new_states.extend(next_states)
             if previous_output is not None and self._residual(index + 1):
                 output = output + previous_output
             if index == 0 and self._attention_below:
-                context, weights = self.attention(F.transpose(output, axes=(1, 0, 2)), keys, encoded, source_length,
-                                                  one_step)
+                context, weights = self.attention(batch_major(output), keys, encoded, source_length, one_step,
+                                                  flat_step)
             previous_output = output
-            layer_input = F.concat(output, F.transpose(context, axes=(1, 0, 2)), dim=2) if self._attention_below \
+            layer_input = F.concat(output, batch_major(context), dim=time_axis) if self._attention_below \
                 else output
-        top = F.transpose(previous_output, axes=(1, 0, 2))                       # (batch, steps, hidden)
+        top = batch_major(previous_output)                      # (batch, steps, hidden) or (batch, hidden)
         if context is None:
-            context, weights = self.attention(top, keys, encoded, source_length, one_step)
-        attention_hidden = self.attention_hidden(F.concat(top, context, dim=2))
+            context, weights = self.attention(top, keys, encoded, source_length, one_step, flat_step)
+        attention_hidden = self.attention_hidden(F.concat(top, context, dim=time_axis))
         if dropout:
             attention_hidden = self.hidden_dropout(attention_hidden)
         if config.input_feeding:
-            new_states.append(F.reshape(attention_hidden, shape=(-3, -2)))
+            new_states.append(attention_hidden if flat_step else F.reshape(attention_hidden, shape=(-3, -2)))
         return attention_hidden, weights, new_states
 
     def _residual(self, depth: int) -> bool:

@@ -18,9 +18,10 @@ class RecurrentCell(HybridBlock):
     h2h_bias `(gates * hidden,)`. Gate order is MXNet's (LSTM [i, f, g, o]; GRU [r, z, n], the reset gate applied
     to the recurrent part of n), so `whole_sequence` and step mode compute the same function.
 
-    Call as `cell(inputs, states, whole_sequence)`: inputs `(steps, batch, input_size)` time-major, states a list
-    of `(batch, hidden)` arrays ([h, c] for LSTM, [h] for GRU). `whole_sequence=False` requires steps == 1.
-    Returns outputs `(steps, batch, hidden)` and the states after the last step.
+    Call as `cell(inputs, states, whole_sequence, flat_step)`: inputs `(steps, batch, input_size)` time-major,
+    states a list of `(batch, hidden)` arrays ([h, c] for LSTM, [h] for GRU). `whole_sequence=False` requires
+    steps == 1. Returns outputs `(steps, batch, hidden)` and the states after the last step. `flat_step`: one
+    step on inputs `(batch, input_size)`, returning outputs `(batch, hidden)`.
     """
 
     def __init__(self, cell_type: str, num_hidden: int, input_size: int, **kwargs):
@@ -38,10 +39,12 @@ class RecurrentCell(HybridBlock):
     def num_states(self) -> int:
         return 2 if self._cell_type == "lstm" else 1
 
-    def hybrid_forward(self, F, inputs, states, whole_sequence=False, *, i2h_weight, h2h_weight, i2h_bias,
-                       h2h_bias):
+    def hybrid_forward(self, F, inputs, states, whole_sequence=False, flat_step=False, *, i2h_weight, h2h_weight,
+                       i2h_bias, h2h_bias):
         if whole_sequence:
             return self._sequence(F, inputs, states, i2h_weight, h2h_weight, i2h_bias, h2h_bias)
+        if flat_step:
+            return self._step(F, inputs, states, i2h_weight, h2h_weight, i2h_bias, h2h_bias)
         h_next, new_states = self._step(F, F.reshape(inputs, shape=(-3, -2)), states, i2h_weight, h2h_weight,
                                         i2h_bias, h2h_bias)
         return F.expand_dims(h_next, axis=0), new_states
