@@ -1,11 +1,13 @@
 """GPU smoke check (``make gpu-smoke``): on a machine with an NVIDIA GPU and its driver, in one command and no Docker.
 
-1. finds the GPUs with ``nvidia-smi`` (none: says so and exits 0);
+1. finds the GPUs with ``nvidia-smi`` (none: says so and exits 0) and their compute capability;
 2. installs the GPU requirements into a venv of its own, ``build/gpu-venv`` (cached by a stamp):
    ``requirements.txt`` without ``mxnet``, plus ``container/requirements-gpu.txt`` (``mxnet-cu117`` and
    NVIDIA's CUDA 11.7 libraries from PyPI, as the GPU image installs them) and the test runner; the CUDA
    libraries are found through ``LD_LIBRARY_PATH`` (the image registers them with ``ld.so.conf.d``);
-3. runs the tests marked ``gpu`` (``tests/gpu``);
+3. checks that MXNet's kernels run on gpu(0) and reports how (``native`` code for compute capability up to 8.7,
+   ``ptx-jit`` for newer GPUs, e.g. Ada 8.9 and Hopper 9.0, which CUDA 11.7 predates); then runs the tests marked
+   ``gpu`` (``tests/gpu``);
 4. trains the reference model of ``bench.bench_train`` (embeddings 256, bi-LSTM 512, MLP attention,
    batch 64, Adam) for 200 updates on ``gpu:0`` in fp32 and in fp16, through the training job;
 5. decodes the 1,014 Multi30k validation sentences with the fp32 model (``Translator``, beam 5, batch 32)
@@ -60,6 +62,54 @@ def detect_gpus() -> list:
     if listing.returncode != 0:
         return []
     return [line.strip() for line in listing.stdout.splitlines() if line.startswith("GPU ")]
+
+
+# CUDA 11.7 (mxnet-cu117 1.9.1) compiles for GPU architectures up to compute capability 8.7; sm_89 (Ada: L4,
+# L40S) and sm_90 (Hopper: H100, H200) arrived with CUDA 11.8. On those GPUs MXNet's kernels can only run through
+# the driver's JIT compilation of PTX embedded in libmxnet.so, if the wheel embeds any.
+NEWEST_NATIVE_CAPABILITY = (8, 7)
+
+
+def gpu_architectures() -> list:
+    """One dict per GPU from ``nvidia-smi``: index, name, compute_capability ("9.0"; None where the driver is too
+    old to report it), driver; empty without the tool, a driver or a GPU."""
+    tool = shutil.which("nvidia-smi")
+    if tool is None:
+        return []
+    try:
+        query = subprocess.run([tool, "--query-gpu=index,name,compute_cap,driver_version",
+                                "--format=csv,noheader"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    if query.returncode != 0:  # a driver without the compute_cap field: ask without it
+        query = subprocess.run([tool, "--query-gpu=index,name,driver_version", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=60)
+        return [dict(zip(("index", "name", "driver"), [f.strip() for f in line.split(",")]),
+                     compute_capability=None) for line in query.stdout.splitlines() if line.strip()]
+    return parse_gpu_query(query.stdout)
+
+
+def parse_gpu_query(text: str) -> list:
+    """Parse ``nvidia-smi --query-gpu=index,name,compute_cap,driver_version --format=csv,noheader``."""
+    gpus = []
+    for line in text.splitlines():
+        fields = [field.strip() for field in line.split(",")]
+        if len(fields) != 4:
+            continue
+        index, name, capability, driver = fields
+        gpus.append({"index": index, "name": name, "driver": driver,
+                     "compute_capability": capability if capability[:1].isdigit() else None})
+    return gpus
+
+
+def kernel_support(compute_capability) -> str:
+    """How mxnet-cu117 runs on a GPU of this compute capability ("8.6"): "native" (compiled for it or an older
+    architecture of the same major version), "ptx-jit" (newer than CUDA 11.7 knows: only JIT-compiled PTX can
+    run, if libmxnet.so carries any) or "unknown"."""
+    if not compute_capability:
+        return "unknown"
+    major, minor = (int(part) for part in str(compute_capability).split(".")[:2])
+    return "native" if (major, minor) <= NEWEST_NATIVE_CAPABILITY else "ptx-jit"
 
 
 def requirement_lines() -> list:
@@ -155,16 +205,25 @@ def check_mxnet_gpu() -> dict:
     count = mx.context.num_gpus()
     if count == 0:
         raise RuntimeError("mxnet-cu117 sees no GPU (driver too old for CUDA 11.7, or libcuda.so.1 missing)")
-    try:
-        value = float((mx.nd.ones((64, 64), ctx=mx.gpu(0)) * 2).sum().asscalar())
+    architectures = gpu_architectures()
+    capability = architectures[0]["compute_capability"] if architectures else None
+    support = kernel_support(capability)
+    print(f"   gpu(0): compute capability {capability or 'unknown'}; mxnet-cu117 kernels: {support}", flush=True)
+    started = time.monotonic()
+    try:  # an elementwise kernel, a reduction and a cuBLAS matrix product
+        ones = mx.nd.ones((64, 64), ctx=mx.gpu(0))
+        value = float(mx.nd.dot(ones * 2, ones).sum().asscalar())
     except mx.base.MXNetError as err:
-        hint = (" (mxnet-cu117 1.9.1 has no kernels for this GPU's architecture)"
+        hint = (f" (mxnet-cu117 1.9.1 has no kernels for compute capability {capability or 'unknown'}"
+                f"{' and no PTX the driver could compile for it' if support == 'ptx-jit' else ''})"
                 if "no kernel image" in str(err) else "")
         raise RuntimeError(f"a computation on gpu(0) failed{hint}: {str(err)[:800]}") from None
-    if value != 8192.0:
-        raise RuntimeError(f"a GPU computation returned {value}, expected 8192")
-    return {"mxnet": mx.__version__, "gpus": count,
-            "cudnn": bool(mx.runtime.Features().is_enabled("CUDNN"))}
+    first_seconds = time.monotonic() - started
+    if value != 64 * 64 * 128.0:
+        raise RuntimeError(f"a GPU computation returned {value}, expected {64 * 64 * 128.0}")
+    return {"mxnet": mx.__version__, "gpus": count, "cudnn": bool(mx.runtime.Features().is_enabled("CUDNN")),
+            "compute_capability": capability, "kernel_support": support, "kernels_ran": True,
+            "first_kernels_seconds": round(first_seconds, 2)}  # long (minutes) when the driver JIT-compiles PTX
 
 
 def run_gpu_tests(timeout_s: int) -> dict:
@@ -262,6 +321,8 @@ def inside(args) -> int:
     phases = Phases()
     result = {"benchmark": "gpu_smoke" + ("_cpu_rehearsal" if REHEARSAL["on"] else ""),
               "date": time.strftime("%Y-%m-%dT%H:%M:%S"), "gpus": detect_gpus(),
+              "architectures": [dict(gpu, kernel_support=kernel_support(gpu["compute_capability"]))
+                                for gpu in gpu_architectures()],
               "updates": args.updates, "failures": []}
 
     def attempt(name, func):
@@ -307,6 +368,10 @@ def print_summary(result: dict) -> None:
     print("\n== GPU smoke summary")
     for gpu in result["gpus"]:
         print(f"   {gpu}")
+    if "mxnet" in result:
+        m = result["mxnet"]
+        print(f"   compute capability {m.get('compute_capability') or 'unknown'}: MXNet's kernels ran "
+              f"({m.get('kernel_support')}; first kernels {m.get('first_kernels_seconds')} s)")
     if "gpu_tests" in result:
         print(f"   gpu tests: {result['gpu_tests']['summary']}")
     for precision, train in result.get("train", {}).items():
