@@ -20,6 +20,7 @@ for _root in (os.path.dirname(_HERE), _HERE):  # the repository, or the image's 
             sys.path.insert(0, _root)
         break
 
+from seq2seq import runtime_env  # noqa: E402
 from seq2seq.serving.settings import WORKER_DEVICE_VARIABLE, ServingSettings, worker_context  # noqa: E402
 
 _settings = ServingSettings.from_env()
@@ -48,14 +49,14 @@ def pre_fork(server, worker):
 
 
 def post_fork(server, worker):
-    """In the worker, before it loads the app: route our logs to gunicorn's, choose the device, size OpenMP."""
+    """In the worker, before it loads the app: route our logs to gunicorn's, choose the device, set the decoding
+    process settings (seq2seq.runtime_env: OpenMP threads shared among the workers, MXNet's engine)."""
     project_log = logging.getLogger("seq2seq")
     project_log.handlers = list(server.log.error_log.handlers)
     project_log.setLevel(server.log.error_log.level)
     project_log.propagate = False
     context = worker_context(worker.seq2seq_slot, _settings.num_gpus)
-    if "OMP_NUM_THREADS" not in os.environ:
-        os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // _settings.workers))
+    runtime_env.apply(workers=_settings.workers)     # OpenMP threads and MXNet's engine, before MXNet loads
     os.environ[WORKER_DEVICE_VARIABLE] = context
     server.log.info("worker %d (slot %d) loads the model on %s", worker.pid, worker.seq2seq_slot, context)
 

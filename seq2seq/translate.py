@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Iterable, List, TextIO
 
-from seq2seq import failure_text
+from seq2seq import failure_text, runtime_env
 from seq2seq.atomic_write import write_json
 from seq2seq.errors import UserError
 from seq2seq.serving.options import apply_overrides
@@ -143,6 +143,7 @@ def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO)
 
 
 def main(argv=None) -> int:
+    runtime_env.apply()           # before MXNet is imported: the decoding process settings
     level = os.environ.get("SEQ2SEQ_LOG_LEVEL", "WARNING").upper()
     logging.basicConfig(level=level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "WARNING",
                         format="%(levelname)s %(name)s: %(message)s")
