@@ -142,7 +142,9 @@ class Hyperparameters:
         2, Int(2), "First layer (1-based) with a residual connection.", model=True)
     rnn_num_hidden: int = _hp(1024, _POSITIVE, "RNN hidden units; even (each encoder direction gets half).", model=True)
     rnn_residual_connections: bool = _hp(False, Bool(), "Residual connections between stacked RNN layers.", model=True)
-    training_metric: str = _hp("perplexity", Choice("perplexity", "accuracy"), "Metric tracked on validation.")
+    training_metric: str = _hp("perplexity", Choice("perplexity", "accuracy"),
+                               "Accepted for compatibility with Amazon's algorithm; no effect (every checkpoint "
+                               "reports validation perplexity and accuracy; optimized_metric picks the best).")
     weight_decay: float = _hp(0.0, Float(0.0), "L2 weight decay.")
     weight_init_scale: float = _hp(2.34, Float(0.0, low_open=True), "Scale of the xavier or uniform init.")
     weight_init_type: str = _hp("xavier", Choice("xavier", "uniform"), "Weight initializer.")
