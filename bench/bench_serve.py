@@ -55,11 +55,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--max-requests", type=int, default=5000, help="bound on requests per measurement")
     parser.add_argument("--val-sentences", type=int, help="decode only the first N validation sentences (smoke runs)")
-    parser.add_argument("--threads", type=int, default=2,
-                        help="OMP_NUM_THREADS of the server, the translate CLI and Sockeye alike")
-    parser.add_argument("--omp-wait-policy", default="PASSIVE",
-                        help="OMP_WAIT_POLICY for all three (PASSIVE: idle threads sleep instead of spinning, which "
-                             "on a shared host otherwise slows decoding several times); 'default' leaves it unset")
+    parser.add_argument("--threads", type=int,
+                        help="OMP_NUM_THREADS of the server, the translate CLI and Sockeye alike (default: unset, "
+                             "the product's own choice, seq2seq.runtime_env; Sockeye gets the machine's CPUs)")
+    parser.add_argument("--omp-wait-policy", default="default",
+                        help="OMP_WAIT_POLICY for all three; 'default' (the default) leaves it unset, as the product "
+                             "ships; PASSIVE makes idle threads sleep, which only helps an oversubscribed host")
     parser.add_argument("--workers", type=int, help="SAGEMAKER_MODEL_SERVER_WORKERS (default: the server's own)")
     parser.add_argument("--skip-sockeye", action="store_true")
     parser.add_argument("--sockeye-model", type=Path, help="existing Sockeye model directory (params.best)")
@@ -167,7 +168,7 @@ def measure_sockeye(data, source: Path, args, work_dir: Path) -> dict:
         model_dir = args.sockeye_model or _sockeye_reference_model(sockeye_peer, data, work_dir)
         output = work_dir / "sockeye_output.txt"
         result = sockeye_peer.sockeye_translate_speed(model_dir, source, beam=BEAM_SIZE,
-                                                      batch_size=DECODE_BATCH_SENTENCES, threads=args.threads,
+                                                      batch_size=DECODE_BATCH_SENTENCES, threads=args.threads or os.cpu_count(),
                                                       output_file=output, wait_policy=_wait_policy(args))
     except Exception as error:  # reported as a gap in the results, not hidden
         return {"gap": f"{type(error).__name__}: {str(error)[-800:]}"}
@@ -198,7 +199,7 @@ def _sockeye_reference_model(sockeye_peer, data, work_dir: Path) -> Path:
 
 def omp_settings(args) -> dict:
     """The OpenMP variables every measured process gets (the same for both engines)."""
-    settings = {"OMP_NUM_THREADS": str(args.threads)}
+    settings = {} if args.threads is None else {"OMP_NUM_THREADS": str(args.threads)}
     if args.omp_wait_policy != "default":
         settings["OMP_WAIT_POLICY"] = args.omp_wait_policy
     return settings
@@ -207,6 +208,7 @@ def omp_settings(args) -> dict:
 def _env(args) -> dict:
     env = dict(os.environ)
     env.pop("OMP_WAIT_POLICY", None)
+    env.pop("OMP_NUM_THREADS", None)
     env.update(omp_settings(args))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     return env
@@ -236,6 +238,7 @@ def print_table(results: dict) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.pop("OMP_WAIT_POLICY", None)
+    os.environ.pop("OMP_NUM_THREADS", None)
     os.environ.update(omp_settings(args))
     from bench.prepare_multi30k import prepare
 
