@@ -103,3 +103,48 @@ def test_a_replacement_worker_takes_no_request_before_its_model_is_loaded(model_
     assert statuses[200] > 20, statuses
     assert server_errors(statuses) == {}, statuses
     assert log.count("accepts requests: model loaded") == 3, log[-3000:]   # the replacement came up meanwhile
+
+
+HOSTILE = [  # (body, headers, expected status): what tests/bad_inputs sends the app, here through real gunicorn
+    (b"a,b", {"Content-Type": "text/csv"}, 415),
+    (b'{"instances": []}', {"Content-Type": "application/json", "Accept": "text/html"}, 406),
+    (b'{"instances": [{"data": "ein', {"Content-Type": "application/json"}, 400),
+    (b'{"instances": [{"data": 1}]}', {"Content-Type": "application/json"}, 400),
+    (b'{"instances": [{"data": "ein hund"}], "configuration": {"beam_size": 1000}}',
+     {"Content-Type": "application/json"}, 400),
+    (b"[" * 100000, {"Content-Type": "application/json"}, 400),
+    (b'{"instances": [{"data": "\xff\xfe"}]}', {"Content-Type": "application/json"}, 400),
+    (b"\x00" * 16, {"Content-Type": "application/x-recordio-protobuf"}, 400),
+    (b"x" * (1024 * 1024 + 1), {"Content-Type": "application/jsonlines"}, 413),
+    (b'{"instances": [{"data": "ein hund im park"}]}', {"Content-Type": "application/json"}, 200),
+]
+
+
+def test_hostile_requests_from_the_first_ping_200_get_their_4xx_never_a_5xx(model_dir, tmp_path):  # noqa: F811
+    server = slow_loading_server(model_dir, tmp_path)
+    try:
+        server.start()
+        deadline = time.monotonic() + SLOW_LOAD_S + 2
+
+        def client(index: int) -> list:
+            wrong = []
+            count = index
+            while time.monotonic() < deadline:
+                body, headers, expected = HOSTILE[count % len(HOSTILE)]
+                count += 1
+                try:
+                    response = requests.post(server.url + "/invocations", data=body, headers=headers, timeout=30)
+                except requests.RequestException as error:
+                    wrong.append((expected, type(error).__name__))
+                    continue
+                if response.status_code != expected:
+                    wrong.append((expected, response.status_code, response.text[:200]))
+            return wrong
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            wrong = sum(pool.map(client, range(6)), [])
+        log = server.log_text()
+    finally:
+        server.stop()
+    assert wrong == []
+    assert log.count("accepts requests: model loaded") == 2, log[-3000:]
