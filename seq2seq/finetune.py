@@ -24,7 +24,8 @@ from .embeddings import load_pretrained_embeddings
 from .hyperparameters import Hyperparameters
 from .model.seq2seq_model import Seq2SeqModel
 from .model_channel import LoadReport, channel_has_model, check_architecture, load_into, open_stored_model
-from .opt_ml import SageMakerPaths
+from .errors import UserError
+from .opt_ml import SageMakerPaths, read_input_data_config
 from .training import training_state as ts
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,13 @@ def has_training_state(checkpoint_dir: str) -> bool:
 
 
 def check_model_channel(paths: SageMakerPaths, hp: Hyperparameters) -> None:
-    """The gate: when this job will fine-tune, the stored model must be readable and of the same architecture."""
+    """The gate: when this job will fine-tune, the stored model must be readable and of the same architecture.
+    The model and embeddings channels must be in File mode (an archive and text files are read whole)."""
+    configs = read_input_data_config(paths)
+    for channel in (constants.MODEL_CHANNEL, constants.EMBEDDINGS_CHANNEL):
+        if channel in configs and configs[channel].is_pipe:
+            raise UserError(f"channel '{channel}' must use File mode (TrainingInputMode \"File\"), not Pipe: "
+                            f"its files are read whole")
     channel_dir = paths.channel_dir(constants.MODEL_CHANNEL)
     if not channel_has_model(channel_dir) or has_training_state(paths.checkpoint_dir):
         return

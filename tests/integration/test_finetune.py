@@ -323,3 +323,15 @@ def test_finetuning_reaches_the_bleu_in_fewer_updates_than_training_from_scratch
     reached = [updates for updates, bleu in finetuned if bleu >= target]
     assert reached and reached[0] <= 125, histories
     assert all(bleu < target for _, bleu in scratch), histories   # not within 150 updates from scratch
+
+
+@pytest.mark.parametrize("channel", ["model", "embeddings"])
+def test_model_and_embeddings_channels_must_be_file_mode(tmp_path, job, channel):
+    base = tmp_path / "opt_ml"
+    make_tree(base, dict(BASE, max_num_batches=5))
+    channels = {name: {"TrainingInputMode": "File"} for name in ("train", "validation", "vocab")}
+    channels[channel] = {"TrainingInputMode": "Pipe"}
+    with open(os.path.join(str(base), "input", "config", "inputdataconfig.json"), "w") as stream:
+        json.dump(channels, stream)
+    assert job(base) == 2
+    assert read_failure(str(base)).startswith(f"UserError: channel '{channel}' must use File mode")
