@@ -19,6 +19,7 @@ from typing import List
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from seq2seq import failure_text
 from seq2seq.content_types import JSON
 from seq2seq.errors import Seq2SeqError, UserError
 from seq2seq.serving import formats
@@ -75,7 +76,7 @@ def create_app(provider, settings: ServingSettings = None) -> Flask:
     def invocations():
         return _invoke(provider, settings)
 
-    _register_error_handlers(app)
+    _register_error_handlers(app, settings)
     app.wsgi_app = BodyGuard(app.wsgi_app, settings)  # answers stay readable when the body is not read
     return app
 
@@ -171,7 +172,7 @@ def _translate(provider, instances: List[formats.Instance], options: list, timeo
     return results
 
 
-def _register_error_handlers(app: Flask) -> None:
+def _register_error_handlers(app: Flask, settings: ServingSettings) -> None:
     @app.errorhandler(Seq2SeqError)
     def _seq2seq_error(error: Seq2SeqError):
         if isinstance(error, UserError):
@@ -187,6 +188,10 @@ def _register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _internal_error(error: Exception):
         logger.exception("internal error while handling %s %s", request.method, request.path)
+        if failure_text.is_out_of_memory(error):  # one line that says what to change, never MXNet's trace
+            return _error_response(failure_text.out_of_memory_advice(
+                error, settings.device, "decoding", "send fewer or shorter sentences or a smaller beam_size, or "
+                "lower SEQ2SEQ_MAX_BATCH_SENTENCES or the workers per GPU"), 500)
         return _error_response(f"internal error ({type(error).__name__}); the server log has the details", 500)
 
 

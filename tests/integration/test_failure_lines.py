@@ -165,3 +165,29 @@ def test_translate_on_a_missing_gpu_prints_one_line(tmp_path, capsys):
     assert code == 1
     assert stderr.startswith("translate: --device gpu:7 requested, but ")
     assert_one_clear_line(stderr)
+
+
+class _OutOfMemoryTranslator:
+    """A loaded translator whose decoding fails as MXNet does when the GPU runs out of memory."""
+
+    def __init__(self):
+        from tests.unit.serving_fakes import ReversingTranslator
+        self._inner = ReversingTranslator()
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def translate_ids(self, sources, options=None):
+        raise mx.base.MXNetError(CUDA_OUT_OF_MEMORY)
+
+
+def test_out_of_memory_while_decoding_gives_one_line_naming_the_device():
+    from seq2seq.serving.app import create_app
+    from seq2seq.serving.providers import DirectProvider
+    app = create_app(DirectProvider(_OutOfMemoryTranslator()), ServingSettings(device="gpu:0"))
+    response = app.test_client().post("/invocations", json={"instances": [{"data": "ein hund"}]})
+    message = response.get_json()["error"]
+    assert response.status_code == 500
+    assert message.startswith("decoding ran out of memory on gpu:0 (MXNet: cudaMalloc retry failed: out of memory")
+    assert "SEQ2SEQ_MAX_BATCH_SENTENCES" in message and "2147483648 bytes" in message
+    assert_one_clear_line(message)
