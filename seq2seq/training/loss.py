@@ -1,6 +1,7 @@
 """Masked, label-smoothed cross-entropy over padded target batches."""
 
 import mxnet as mx
+import numpy as np
 from mxnet.gluon import Block
 
 from ..constants import PAD_ID
@@ -26,7 +27,8 @@ class MaskedCrossEntropy(Block):
         F = mx.nd
         # float32 whatever the logits' type (AMP computes log_softmax in float32 anyway): the arg-max of float16
         # logits returns float16 ids, which are exact only up to 2,048
-        logits = F.cast(logits, dtype="float32")
+        if logits.dtype != np.float32:
+            logits = F.cast(logits, dtype="float32")
         log_probs = F.log_softmax(logits, axis=-1)
         mask = labels != PAD_ID
         nll = -F.pick(log_probs, labels, axis=-1) * mask
