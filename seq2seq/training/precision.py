@@ -151,9 +151,13 @@ class GradientStep:
         the mean gradient in true units. One host synchronisation; inf or nan when a gradient is not finite
         (or its square overflows float32)."""
         context = self._parameters[0].list_ctx()[0]
-        arrays = [p.grad(context) for p in self._parameters]
-        sums = mx.nd.multi_sum_sq(*arrays, num_arrays=len(arrays))
-        squared = float(mx.nd.sum(sums).asscalar())
+        by_dtype = {}
+        for parameter in self._parameters:
+            grad = parameter.grad(context)
+            by_dtype.setdefault(grad.dtype, []).append(grad)
+        sums = [mx.nd.multi_sum_sq(*arrays, num_arrays=len(arrays)).astype("float32")   # one kernel per type
+                for arrays in by_dtype.values()]
+        squared = float(mx.nd.sum(mx.nd.concat(*sums, dim=0) if len(sums) > 1 else sums[0]).asscalar())
         if not math.isfinite(squared):
             return squared
         return math.sqrt(squared) / (scale * self.num_workers)

@@ -283,3 +283,20 @@ def test_scheduled_sampling_feeds_exact_ids_from_float16_logits(target):
     fed = output.fed_ids.asnumpy()
     np.testing.assert_array_equal(fed[:, :2], batch.target_input[:, :2])
     assert (fed[:, 2:] == target).all()
+
+
+def test_the_global_norm_covers_gradients_of_several_types():
+    """One multi_sum_sq per gradient type (AMP may leave some parameters in another type)."""
+    net = gluon.nn.HybridSequential()
+    net.add(gluon.nn.Dense(3, in_units=4), gluon.nn.Dense(2, in_units=3))
+    net.initialize(mx.init.Xavier(), ctx=mx.cpu())
+    net[1].cast("float64")
+    trainer = gluon.Trainer(net.collect_params(), "sgd", {"learning_rate": 0.1}, update_on_kvstore=False)
+    step = GradientStep(trainer, net.collect_params(), clip_norm=1e9)
+    with autograd.record():
+        head = (net[1](net[0](mx.nd.ones((2, 4))).astype("float64")) ** 2).sum()
+    step.backward([head])
+    trainer.allreduce_grads()
+    expected = np.sqrt(sum((p.grad().asnumpy().astype(np.float64) ** 2).sum()
+                           for p in net.collect_params().values()))
+    assert step.global_norm() == pytest.approx(expected, rel=1e-5)
