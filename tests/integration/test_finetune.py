@@ -335,3 +335,33 @@ def test_model_and_embeddings_channels_must_be_file_mode(tmp_path, job, channel)
         json.dump(channels, stream)
     assert job(base) == 2
     assert read_failure(str(base)).startswith(f"UserError: channel '{channel}' must use File mode")
+
+
+# ----- several hosts -----
+
+def test_two_hosts_finetune_with_their_checkpointconfig_and_end_identical(tmp_path, stored_model):
+    from tests.integration.test_multihost import HOSTS, STARTUP_SECONDS, make_hosts, read, start_job, stop_all
+    from seq2seq.training import training_state as ts
+    bases = make_hosts(tmp_path, max_num_batches=12, checkpoint_frequency_num_batches=12, bleu_sample_size=0)
+    checkpoint_dirs = {}
+    for host in HOSTS:
+        add_model_channel(bases[host], stored_model)
+        checkpoint_dirs[host] = str(tmp_path / f"{host}-spot-checkpoints")
+        with open(os.path.join(bases[host], "input", "config", "checkpointconfig.json"), "w") as stream:
+            json.dump({"LocalPath": checkpoint_dirs[host], "S3Path": "s3://bucket/job/checkpoints"}, stream)
+    logs = {h: str(tmp_path / f"{h}.log") for h in HOSTS}
+    procs = [start_job(bases[h], logs[h]) for h in HOSTS]
+    try:
+        codes = [proc.wait(timeout=STARTUP_SECONDS + 180) for proc in procs]
+    finally:
+        stop_all(*procs)
+    assert codes == [0, 0], "\n".join(read(logs[h])[-3000:] for h in HOSTS)
+    saved = {}
+    for host in HOSTS:
+        assert "parameters loaded from the model channel" in read(logs[host])
+        assert not os.path.exists(os.path.join(bases[host], "checkpoints", "training_state"))
+        with open(os.path.join(ts.state_dir(checkpoint_dirs[host]), "state.json")) as stream:
+            assert json.load(stream)["num_updates"] == 12
+        saved[host] = parameters(ts.params_path(checkpoint_dirs[host]))
+    for name in saved["algo-1"]:
+        np.testing.assert_array_equal(saved["algo-1"][name], saved["algo-2"][name], err_msg=name)
