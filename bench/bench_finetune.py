@@ -185,7 +185,8 @@ def main(argv=None) -> int:
     limit = args.eval_sentences
     print("Evaluating (sacreBLEU cased 13a, beam 5) ...", flush=True)
     models = {"base (Multi30k, as is)": {"dir": base_model, "updates": None},
-              "finetuned": {"dir": work_dir / "finetuned" / "opt_ml" / "model", "updates": runs["finetuned"]["updates"]},
+              "finetuned": {"dir": work_dir / "finetuned" / "opt_ml" / "model",
+                            "updates": runs["finetuned"]["updates"]},
               "scratch": {"dir": work_dir / "scratch" / "opt_ml" / "model", "updates": runs["scratch"]["updates"]}}
     for name, row in models.items():
         row["toy_val"] = bleu(row["dir"], domain["val_source"], domain["val_target"], limit)

@@ -1,4 +1,5 @@
-"""Fine-tuning from SageMaker's `model` channel, checkpointconfig.json and pretrained embeddings, through the real job."""
+"""Fine-tuning from SageMaker's `model` channel, checkpointconfig.json and pretrained embeddings, through the real
+job."""
 
 import json
 import logging
@@ -19,7 +20,7 @@ from seq2seq.hyperparameters import parse_hyperparameters
 from seq2seq.model_dir import load_model
 from seq2seq.training.loss import MaskedCrossEntropy
 from seq2seq.training.trainer import StopTraining, TrainingHooks
-from tests.sagemaker_tree import TINY_MODEL, copy_task_pairs, read_failure, write_hyperparameters, write_tree
+from tests.sagemaker_tree import TINY_MODEL, copy_task_pairs, read_failure, write_tree
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,5 @@
 """The model channel: safe extraction of untrusted archives, the architecture gate, vocabulary rows mapped by token."""
 
-import dataclasses
 import gzip
 import io
 import os
@@ -249,7 +248,7 @@ def test_nested_archive_folder_and_several_archives(tmp_path):
 def test_damaged_params_file_is_a_user_error(tmp_path):
     save_untrained_model(str(tmp_path), vocab("a"), vocab("b"))
     (tmp_path / "params.best").write_bytes(b"garbage")
-    model = Seq2SeqModel(dataclasses.replace(ModelConfig(source_vocab_size=5, target_vocab_size=5, **SIZES)))
+    model = Seq2SeqModel(ModelConfig(source_vocab_size=5, target_vocab_size=5, **SIZES))
     model.initialize_parameters(mx.init.Xavier(), mx.cpu())
     with open_stored_model(str(tmp_path)) as stored:
         with pytest.raises(UserError, match="cannot be read as model parameters"):
