@@ -366,3 +366,28 @@ def test_two_hosts_finetune_with_their_checkpointconfig_and_end_identical(tmp_pa
         saved[host] = parameters(ts.params_path(checkpoint_dirs[host]))
     for name in saved["algo-1"]:
         np.testing.assert_array_equal(saved["algo-1"][name], saved["algo-2"][name], err_msg=name)
+
+
+def test_a_sigtermed_finetune_job_resumes_from_its_checkpoint_not_the_channel(tmp_path, stored_model):
+    from tests.sagemaker_tree import run_train_job, start_train_job, wait_for_file
+    base = tmp_path / "finetune"
+    make_tree(base, dict(BASE, max_num_batches=60), seed=3)
+    add_model_channel(base, stored_model)
+    state_file = os.path.join(str(base), "checkpoints", "training_state", "state.json")
+    process = start_train_job(str(base))
+    try:
+        assert wait_for_file(state_file, timeout=240, process=process), "no checkpoint appeared"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=120) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    stopped_at = state_of(base)["num_updates"]
+    assert 20 <= stopped_at < 60
+    result = run_train_job(str(base))
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "the model channel is not loaded again" in result.stdout
+    assert "parameters loaded from the model channel" not in result.stdout
+    assert f"resumed from {os.path.join(str(base), 'checkpoints')} at update {stopped_at}" in result.stdout
+    assert state_of(base)["num_updates"] == 60
