@@ -1,7 +1,8 @@
 """Pretrained word vectors (word2vec or GloVe text files) copied into the embedding matrices.
 
-The `embeddings` channel holds `embed.src.txt` and/or `embed.trg.txt`: one token and its numbers per line,
-separated by spaces (GloVe), optionally after a word2vec header line `<count> <dimension>`. The dimension must
+The `embeddings` channel holds `embed.src.txt` and/or `embed.trg.txt` (or either gzip-compressed, `.gz`): one
+token and its numbers per line, separated by spaces (GloVe), optionally after a word2vec header line
+`<count> <dimension>`. The dimension must
 equal num_embed_source / num_embed_target. Rows of the vocabulary's tokens found in the file are replaced by the
 file's vectors; the others (and the reserved symbols) keep their initialisation. With subword vocabularies a piece
 is looked up as it is and without (or with) SentencePiece's word-boundary mark, so `▁house` finds `house`.
@@ -10,8 +11,10 @@ Bad files are UserErrors naming the file and line: a line with another count of 
 number, bytes that are not UTF-8.
 """
 
+import gzip
 import logging
 import os
+import zlib
 from dataclasses import dataclass
 from typing import Dict, Iterable, Optional
 
@@ -46,11 +49,11 @@ def read_vectors(path: str, dimension: int, wanted: Iterable[str], size_option: 
     wanted = set(wanted)
     vectors: Dict[str, np.ndarray] = {}
     try:
-        stream = open(path, "rb")
+        stream = gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
     except OSError as error:
         raise UserError(f"embedding file {path} cannot be read ({error.strerror or error})") from None
     with stream:
-        for number, raw in enumerate(stream, start=1):
+        for number, raw in _numbered_lines(stream, path):
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -78,6 +81,17 @@ def read_vectors(path: str, dimension: int, wanted: Iterable[str], size_option: 
             if token in wanted and token not in vectors:
                 vectors[token] = vector
     return vectors
+
+
+def _numbered_lines(stream, path: str):
+    """(line number, bytes) of a plain or gzip stream; a damaged gzip file is a UserError naming the line."""
+    number = 0
+    try:
+        for number, raw in enumerate(stream, start=1):
+            yield number, raw
+    except (OSError, EOFError, zlib.error) as error:
+        raise UserError(f"embedding file {path} line {number + 1}: unreadable ({type(error).__name__}: "
+                        f"{error or 'truncated'})") from None
 
 
 def _is_number(text: str) -> bool:
@@ -136,8 +150,12 @@ def embedding_files(channel_dir: str) -> Dict[str, str]:
     """{side: path} of the embedding files in the channel directory; UserError when it has neither file."""
     if not os.path.isdir(channel_dir):
         return {}
-    found = {side: os.path.join(channel_dir, name) for side, name in EMBEDDING_FILES.items()
-             if os.path.isfile(os.path.join(channel_dir, name))}
+    found = {}
+    for side, name in EMBEDDING_FILES.items():
+        for candidate in (name, name + ".gz"):
+            if os.path.isfile(os.path.join(channel_dir, candidate)):
+                found[side] = os.path.join(channel_dir, candidate)
+                break
     if not found:
         present = ", ".join(sorted(os.listdir(channel_dir))) or "nothing"
         raise UserError(f"channel '{EMBEDDINGS_CHANNEL}': {channel_dir} has neither {EMBEDDINGS_SOURCE_FILE} nor "

@@ -99,3 +99,16 @@ def test_bad_checkpoint_config_is_a_user_error(tmp_path, value, message):
     write_checkpoint_config(tmp_path, value)
     with pytest.raises(UserError, match=message):
         SageMakerPaths(str(tmp_path)).checkpoint_dir
+
+
+def test_gzip_files_are_read_and_a_damaged_one_names_the_line(tmp_path):
+    import gzip
+    lines = "".join(f"w{i} {i} {i}\n" for i in range(2000)).encode()
+    (tmp_path / "embed.trg.txt.gz").write_bytes(gzip.compress(lines))
+    assert embedding_files(str(tmp_path)) == {"target": str(tmp_path / "embed.trg.txt.gz")}
+    vectors = read_vectors(str(tmp_path / "embed.trg.txt.gz"), 2, {"w1999"}, "num_embed_target")
+    np.testing.assert_array_equal(vectors["w1999"], [1999, 1999])
+    data = gzip.compress(lines)
+    (tmp_path / "cut.txt.gz").write_bytes(data[:len(data) // 2])
+    with pytest.raises(UserError, match=r"cut.txt.gz line \d+: unreadable"):
+        read_vectors(str(tmp_path / "cut.txt.gz"), 2, {"w1"}, "num_embed_target")
