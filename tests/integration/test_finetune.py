@@ -174,9 +174,10 @@ def test_a_stopped_finetune_resumes_from_its_own_checkpoint(tmp_path, job, store
         np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
-def test_fixed_param_strategy_keeps_the_encoder(tmp_path, job, stored_model):
+@pytest.mark.parametrize("devices", ["cpu", "cpu:2"])
+def test_fixed_param_strategy_keeps_the_encoder(tmp_path, job, stored_model, devices):
     base = tmp_path / "finetune"
-    make_tree(base, dict(BASE, max_num_batches=20, fixed_param_strategy="encoder"), seed=3)
+    make_tree(base, dict(BASE, max_num_batches=20, fixed_param_strategy="encoder", devices=devices), seed=3)
     add_model_channel(base, stored_model)
     assert job(base) == 0, read_failure(str(base))
     before = parameters(os.path.join(stored_model, "params.best"))
