@@ -253,3 +253,15 @@ def test_damaged_params_file_is_a_user_error(tmp_path):
     with open_stored_model(str(tmp_path)) as stored:
         with pytest.raises(UserError, match="cannot be read as model parameters"):
             load_into(model, stored, vocab("a"), vocab("b"))
+
+
+def test_an_archive_of_dot_entries_as_tar_writes_them(tmp_path):
+    """`tar -czf model.tar.gz -C model .` names the members ./config.json, ...: they are plain relative names."""
+    model_dir = tmp_path / "trained"
+    save_untrained_model(str(model_dir), vocab("a"), vocab("b"))
+    channel = tmp_path / "channel"
+    channel.mkdir()
+    with tarfile.open(channel / "model.tar.gz", "w:gz") as tar:
+        tar.add(model_dir, arcname=".")
+    with open_stored_model(str(channel)) as stored:
+        assert stored.source_vocab == vocab("a") and os.path.exists(stored.params_path)
