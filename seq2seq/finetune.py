@@ -19,6 +19,7 @@ import os
 from typing import List, Optional
 
 from . import constants
+from .data.subword import find_subword_models
 from .data.vocab import Vocabulary
 from .embeddings import load_pretrained_embeddings
 from .hyperparameters import Hyperparameters
@@ -73,6 +74,7 @@ def prepare_parameters(paths: SageMakerPaths, hp: Hyperparameters, model: Seq2Se
         if channel_has_model(model_channel):
             with open_stored_model(model_channel) as stored:
                 check_architecture(hp, stored)
+                _warn_on_other_subwords(stored.directory, subword)
                 report = load_into(model, stored, source_vocab, target_vocab)
             logger.info("fine-tuning: parameters loaded from the model channel; the optimiser state starts fresh")
         load_pretrained_embeddings(model, paths.channel_dir(constants.EMBEDDINGS_CHANNEL), source_vocab,
@@ -81,6 +83,18 @@ def prepare_parameters(paths: SageMakerPaths, hp: Hyperparameters, model: Seq2Se
     if frozen:
         logger.info("kept fixed (grad_req null): %d parameters: %s", len(frozen), ", ".join(frozen))
     return report
+
+
+def _warn_on_other_subwords(stored_dir: str, subword) -> None:
+    """Data cut with other subword models than the stored model's shares few pieces with it: say how to fix it."""
+    stored = find_subword_models(stored_dir)
+    if stored is None or (subword is not None and subword.source == stored.source
+                          and subword.target == stored.target):
+        return
+    logger.warning("the stored model has its own subword models and the vocab channel %s; the new data is cut "
+                   "into other pieces, so fewer rows carry over. Prepare it with `python -m recordio_tools "
+                   "prepare --subword-models-from <the stored model>` to keep them",
+                   "has others" if subword is not None else "has none")
 
 
 def frozen_names(model: Seq2SeqModel, hp: Hyperparameters) -> List[str]:

@@ -392,3 +392,22 @@ def test_a_sigtermed_finetune_job_resumes_from_its_checkpoint_not_the_channel(tm
     assert "parameters loaded from the model channel" not in result.stdout
     assert f"resumed from {os.path.join(str(base), 'checkpoints')} at update {stopped_at}" in result.stdout
     assert state_of(base)["num_updates"] == 60
+
+
+def test_other_subword_models_than_the_stored_models_are_warned_about(tmp_path, caplog):
+    from seq2seq.finetune import _warn_on_other_subwords
+    from tests.unit.test_subword import corpus, prepare
+    for name, kind in (("first", "unigram"), ("second", "bpe")):
+        (tmp_path / name).mkdir()
+        assert prepare(corpus(tmp_path / name), tmp_path / f"{name}-out", "--subword", kind,
+                       "--subword-vocab-size", "100") == 0
+    from seq2seq.data.subword import find_subword_models
+    first, second = find_subword_models(tmp_path / "first-out"), find_subword_models(tmp_path / "second-out")
+    caplog.set_level(logging.WARNING, logger="seq2seq.finetune")
+    _warn_on_other_subwords(str(tmp_path / "first-out"), first)
+    assert not caplog.records
+    _warn_on_other_subwords(str(tmp_path / "first-out"), second)
+    _warn_on_other_subwords(str(tmp_path / "first-out"), None)
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2 and "--subword-models-from" in messages[0] and "has others" in messages[0]
+    assert "has none" in messages[1]
