@@ -14,11 +14,14 @@ what ships. A variable already set in the environment is kept (a user's choice w
 """
 
 import os
+import sys
+import tempfile
 from typing import Dict
 
 ENGINE_VARIABLE = "MXNET_ENGINE_TYPE"
 DECODING_ENGINE = "NaiveEngine"
 REPORTED = ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", ENGINE_VARIABLE, "MXNET_MKLDNN_ENABLED")
+ENGINE_START_LINE = "MXNet start using engine"     # what MXNet prints to stderr when MXNET_ENGINE_TYPE is set
 
 
 def available_cpus() -> int:
@@ -50,3 +53,23 @@ def describe(environ=None) -> Dict[str, str]:
     described = {name: environ.get(name, "unset") for name in REPORTED}
     described["cpus"] = str(available_cpus())
     return described
+
+
+def import_mxnet():
+    """Import MXNet and start its engine with its start-up line ("... engine.cc:54: MXNet start using engine:
+    NaiveEngine", printed whenever MXNET_ENGINE_TYPE is set) kept off stderr; anything else printed there while
+    importing is passed on. For command-line tools whose stderr is for the user."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import mxnet as mx
+            mx.nd.zeros((1,)).wait_to_read()                  # the engine starts with the first operator
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode("utf-8", errors="replace")
+    sys.stderr.write("".join(line for line in text.splitlines(keepends=True) if ENGINE_START_LINE not in line))
+    return mx

@@ -48,7 +48,7 @@ def load_translator(model_dir: str, device: str):
     """Translator.load on "cpu" or "gpu:<i>"; a missing directory is a UserError."""
     if not os.path.isdir(model_dir):
         raise UserError(f"--model {model_dir}: no such directory")
-    import mxnet as mx
+    mx = runtime_env.import_mxnet()
     from seq2seq.inference.translator import Translator
 
     if device == "cpu":

@@ -20,6 +20,7 @@ import numpy as np
 from mxnet.gluon import HybridBlock
 
 from ..constants import BOS_ID, EOS_ID, PAD_ID
+from ..model.programs import InferenceProgram
 
 _NEG_INF = -1e30
 RESERVED_IDS = (PAD_ID, 1, BOS_ID, EOS_ID)     # candidate position == id for these in every candidate list
@@ -64,7 +65,7 @@ def row_candidates(F, logits, exclude, beam_size: int):
     return F.concat(values, positions, eos, dim=1)
 
 
-class BeamStep(HybridBlock):
+class BeamStep(InferenceProgram):
     """One search step of a model's decoder as a program; owns no parameters.
 
     Inputs: previous ids `(rows,)`, origin `(rows,)` the back-pointers of the last selection (the row each

@@ -1,9 +1,11 @@
 """Bi-directional RNN encoder with optional stacked, residual upper layers."""
 
+from typing import List
+
 from mxnet.gluon import HybridBlock, nn
 
 from .config import ModelConfig
-from .rnn_layers import fused_rnn_layer
+from .rnn_layers import FusedRNNLayer, fused_rnn_layer
 
 
 class Encoder(HybridBlock):
@@ -29,8 +31,13 @@ class Encoder(HybridBlock):
                     self.upper_layers.add(fused_rnn_layer(config.rnn_cell_type, config.rnn_num_hidden,
                                                           config.rnn_num_hidden, f"l{i + 1}_"))
 
-    def hybrid_forward(self, F, source, source_length):
-        """source: `(batch, src_len)` ids; source_length: `(batch,)` float.
+    def fused_layers(self) -> List[FusedRNNLayer]:
+        """The encoder's RNN layers in the order `hybrid_forward` takes their flat parameters."""
+        return [self.forward_layer, self.backward_layer] + list(self.upper_layers)
+
+    def hybrid_forward(self, F, source, source_length, *flat_parameters):
+        """source: `(batch, src_len)` ids; source_length: `(batch,)` float; flat_parameters: none (each layer
+        concatenates its own), or one per layer of `fused_layers()` (inference, see FusedRNNLayer).
 
         Returns encoded `(batch, src_len, rnn_num_hidden)` and a summary `(batch, rnn_num_hidden)` chosen by
         `rnn_decoder_state_init` (last: forward state at the last word + backward state at the first; avg: mean
@@ -38,13 +45,14 @@ class Encoder(HybridBlock):
         """
         embedded = self.embed_dropout(self.embedding(source))            # (batch, src_len, embed)
         embedded = F.transpose(embedded, axes=(1, 0, 2))                  # (src_len, batch, embed)
-        forward = self.forward_layer(embedded)
+        flat = list(flat_parameters) or [None] * len(self.fused_layers())
+        forward = self.forward_layer(embedded, flat[0])
         reversed_input = F.SequenceReverse(embedded, sequence_length=source_length, use_sequence_length=True)
-        backward = F.SequenceReverse(self.backward_layer(reversed_input), sequence_length=source_length,
+        backward = F.SequenceReverse(self.backward_layer(reversed_input, flat[1]), sequence_length=source_length,
                                      use_sequence_length=True)
         hidden = F.concat(forward, backward, dim=2)                       # (src_len, batch, hidden)
         for depth, layer in enumerate(self.upper_layers, start=2):
-            output = layer(hidden)
+            output = layer(hidden, flat[depth])
             hidden = output + hidden if self._residual(depth) else output
         summary = self._summary(F, hidden, forward, backward, source_length)
         return F.transpose(hidden, axes=(1, 0, 2)), summary

@@ -5,6 +5,7 @@ Each program registers as children exactly the blocks whose parameters it comput
 The inference step program is the `Decoder` itself.
 """
 
+import warnings
 from typing import List, Optional
 
 from mxnet.gluon import HybridBlock
@@ -16,23 +17,43 @@ def columns(F, array, count: int) -> List:
     return [parts] if count == 1 else [parts[i] for i in range(count)]
 
 
-def encode_source(F, encoder, bridge, source, source_length):
-    """-> encoded `(batch, src_len, hidden)`, keys `(batch, src_len, key)`, list of initial decoder states."""
-    encoded, summary = encoder(source, source_length)
+def encode_source(F, encoder, bridge, source, source_length, *flat_parameters):
+    """-> encoded `(batch, src_len, hidden)`, keys `(batch, src_len, key)`, list of initial decoder states.
+    flat_parameters: the encoder layers' flat parameters (inference; see Encoder), or none."""
+    encoded, summary = encoder(source, source_length, *flat_parameters)
     outputs = bridge(encoded, summary)
     return encoded, outputs[0], list(outputs[1:])
 
 
-class EncodeProgram(HybridBlock):
-    """(source `(batch, src_len)`, source_length `(batch,)`) -> (encoded, keys, *initial states)."""
+class InferenceProgram(HybridBlock):
+    """A program that computes with only part of the blocks it registers: the encoding program gets the encoder
+    layers' flat parameters as inputs, a beam step projects onto output-layer rows it is given. Gluon's warning
+    about the parameters such a graph leaves unused is expected; it is silenced on the first call, which builds
+    the graph (decoding must not print library warnings to users)."""
+
+    _graph_built = False
+
+    def forward(self, *args):
+        if self._graph_built:
+            return super().forward(*args)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is not used by any computation", category=UserWarning)
+            outputs = super().forward(*args)
+        self._graph_built = True
+        return outputs
+
+
+class EncodeProgram(InferenceProgram):
+    """(source `(batch, src_len)`, source_length `(batch,)`, *the encoder layers' flat parameters) -> (encoded,
+    keys, *initial states)."""
 
     def __init__(self, encoder, bridge, **kwargs):
         super().__init__(**kwargs)
         self.encoder = encoder
         self.bridge = bridge
 
-    def hybrid_forward(self, F, source, source_length):
-        encoded, keys, states = encode_source(F, self.encoder, self.bridge, source, source_length)
+    def hybrid_forward(self, F, source, source_length, *flat_parameters):
+        encoded, keys, states = encode_source(F, self.encoder, self.bridge, source, source_length, *flat_parameters)
         return tuple([encoded, keys] + states)
 
 

@@ -11,6 +11,13 @@ from mxnet.gluon import HybridBlock
 GATES = {"lstm": 4, "gru": 3}
 
 
+def flat_rnn_parameters(F, i2h_weight, h2h_weight, i2h_bias, h2h_bias, **out):
+    """The fused RNN operator's flat parameter layout of one uni-directional layer: weights, then biases.
+    `out=` writes into an existing array (imperative calls)."""
+    return F.concat(F.reshape(i2h_weight, shape=(-1,)), F.reshape(h2h_weight, shape=(-1,)), i2h_bias, h2h_bias,
+                    dim=0, **out)
+
+
 class RecurrentCell(HybridBlock):
     """One LSTM or GRU layer with `num_hidden` units and `input_size` inputs.
 
@@ -50,9 +57,7 @@ class RecurrentCell(HybridBlock):
         return F.expand_dims(h_next, axis=0), new_states
 
     def _sequence(self, F, inputs, states, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
-        # The fused operator's flat parameter layout for one uni-directional layer: weights, then biases.
-        flat = F.concat(F.reshape(i2h_weight, shape=(-1,)), F.reshape(h2h_weight, shape=(-1,)), i2h_bias, h2h_bias,
-                        dim=0)
+        flat = flat_rnn_parameters(F, i2h_weight, h2h_weight, i2h_bias, h2h_bias)
         initial = [F.expand_dims(s, axis=0) for s in states]
         results = F.RNN(inputs, flat, *initial, state_size=self._num_hidden, num_layers=1, mode=self._cell_type,
                         state_outputs=True)

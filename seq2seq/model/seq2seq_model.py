@@ -113,7 +113,8 @@ class Seq2SeqModel(Block):
     def encode(self, source, source_length):
         """source `(batch, src_len)`, source_length `(batch,)` -> (EncodedSource, list of initial states)."""
         program = self.program(("encode",), lambda m: EncodeProgram(m.encoder, m.bridge))
-        outputs = program(source, source_length)
+        flat = [layer.flat_parameters(source.context) for layer in self.encoder.fused_layers()]
+        outputs = program(source, source_length, *flat)
         return EncodedSource(outputs[0], outputs[1], source_length), list(outputs[2:])
 
     def decode_step(self, previous_ids, states: List, encoded_source: EncodedSource):

@@ -25,3 +25,13 @@ def test_the_settings_reach_mxnet():
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["NaiveEngine", str(runtime_env.available_cpus())]
     assert "MXNet start using engine: NaiveEngine" in result.stderr
+
+
+def test_translate_prints_no_engine_line(tmp_path):
+    """MXNet announces a chosen engine on stderr; the command line keeps that line from its users."""
+    code = ("from seq2seq import runtime_env; runtime_env.apply(); import sys; mx = runtime_env.import_mxnet(); "
+            "print('after', file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": "."})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "after\n"
