@@ -184,7 +184,8 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
                           target_vocab=target_vocab, checkpoint_dir=paths.checkpoint_dir,
                           output_data_dir=paths.output_data_dir, host=resource.current_host,
                           is_master=is_master, kvstore=kvstore, num_workers=num_workers, distributed=distributed,
-                          metric_printer=lambda line: print(line, flush=True), subword=subword, hooks=hooks)
+                          metric_printer=lambda line: print(line, flush=True), subword=subword, hooks=hooks,
+                          shortlist=shortlist)
     trainer = Seq2SeqTrainer(setup)
     stop_signal_trainer.append(trainer)
     state = trainer.fit()

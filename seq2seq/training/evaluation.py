@@ -1,7 +1,7 @@
 """Validation metrics: perplexity and accuracy (teacher forced) and BLEU (beam search, sacreBLEU)."""
 
 import math
-from typing import Callable, List, Optional
+from typing import Callable, List, NamedTuple, Optional
 
 import sacrebleu
 import sacrebleu.metrics
@@ -10,6 +10,7 @@ from ..data.batch_iterator import BucketBatchIterator, IteratorPosition
 from ..data.dataset import ParallelData
 from ..data.subword import SubwordModels
 from ..data.vocab import Vocabulary
+from ..inference.shortlist import Shortlist
 from ..inference.translator import DecodeOptions, Translator
 from .loss import MaskedCrossEntropy
 
@@ -63,11 +64,21 @@ def bleu_sample(num_sentences: int, total: int) -> range:
     return range(total if num_sentences < 0 else min(num_sentences, total))
 
 
+class ValidationDecoding(NamedTuple):
+    """What decoding the validation sample measured: BLEU, and the share of the (full) search's output tokens
+    that each sentence's shortlist holds (None without a shortlist)."""
+
+    bleu: float
+    shortlist_coverage: Optional[float]
+
+
 def validation_bleu(model, data: ParallelData, source_vocab: Vocabulary, target_vocab: Vocabulary, context,
                     options: DecodeOptions, sample_size: int, subword: Optional[SubwordModels] = None,
-                    should_stop: Callable[[], bool] = lambda: False) -> Optional[float]:
+                    should_stop: Callable[[], bool] = lambda: False,
+                    shortlist: Optional[Shortlist] = None) -> Optional[ValidationDecoding]:
     """Beam-search BLEU of `model` on the first `sample_size` validation sentences (-1: all), decoded in chunks of
-    BLEU_CHUNK_SENTENCES on `context`; None when `should_stop()` turns true between chunks.
+    BLEU_CHUNK_SENTENCES on `context` over the whole vocabulary; None when `should_stop()` turns true between
+    chunks. With `shortlist`, also its coverage of those translations (`Shortlist.coverage`).
 
     Word-level models: sacreBLEU on the tokens as they are (tokenize='none'). With subword models: hypotheses
     and references detokenised, sacreBLEU's standard settings (cased, 13a); the score carries its signature,
@@ -75,16 +86,20 @@ def validation_bleu(model, data: ParallelData, source_vocab: Vocabulary, target_
     """
     indices = list(bleu_sample(sample_size, len(data)))
     translator = Translator(model, source_vocab, target_vocab, context=context, subword=subword)
-    hypotheses, references = [], []
+    hypotheses, references, output_ids = [], [], []
     for start in range(0, len(indices), BLEU_CHUNK_SENTENCES):
         if should_stop():
             return None
         chunk = indices[start:start + BLEU_CHUNK_SENTENCES]
         translations = translator.translate_ids([list(data.sources[i]) for i in chunk], options)
+        output_ids += [t.target_ids for t in translations]
         if subword is None:
             hypotheses += [" ".join(t.target_tokens) for t in translations]
             references += [" ".join(target_vocab.decode(list(data.targets[i]))) for i in chunk]
         else:
             hypotheses += [subword.target.decode(t.target_ids) for t in translations]
             references += [subword.target.decode(data.targets[i]) for i in chunk]
-    return corpus_bleu(hypotheses, references) if subword is None else detokenised_bleu(hypotheses, references)
+    bleu = corpus_bleu(hypotheses, references) if subword is None else detokenised_bleu(hypotheses, references)
+    coverage = None if shortlist is None else shortlist.coverage([list(data.sources[i]) for i in indices],
+                                                                 output_ids)
+    return ValidationDecoding(bleu, coverage)

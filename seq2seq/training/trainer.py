@@ -16,11 +16,12 @@ from ..data.dataset import ParallelData
 from ..data.subword import SubwordModels
 from ..data.vocab import Vocabulary
 from ..hyperparameters import Hyperparameters
+from ..inference.shortlist import Shortlist
 from ..inference.translator import DecodeOptions
 from ..model.seq2seq_model import Seq2SeqModel
 from . import precision
 from . import training_state as ts
-from .evaluation import perplexity, perplexity_and_accuracy, validation_bleu
+from .evaluation import ValidationDecoding, perplexity, perplexity_and_accuracy, validation_bleu
 from .loss import MaskedCrossEntropy, fused_softmax_loss
 from .lr_schedule import LearningRateSchedule, schedule_from_hyperparameters
 from .metrics_log import metric_lines, write_metric_files
@@ -84,6 +85,7 @@ class TrainingSetup:
     metric_printer: Callable[[str], None] = print
     subword: Optional[SubwordModels] = None   # the vocab channel's SentencePiece models: BLEU on detokenised text
     hooks: Optional[TrainingHooks] = None
+    shortlist: Optional[Shortlist] = None     # the decoding shortlist: its coverage is reported with BLEU
 
 
 def initialize_kvstore(trainer: gluon.Trainer) -> None:
@@ -355,10 +357,12 @@ class Seq2SeqTrainer:
         record["validation_perplexity"] = metrics["perplexity"]
         record["validation_accuracy"] = metrics["accuracy"]
         if self.hp.bleu_sample_size != 0:
-            bleu = self._bleu()
-            if bleu is None:
+            decoded = self._bleu()
+            if decoded is None:
                 return None
-            record["validation_bleu"] = bleu
+            record["validation_bleu"] = decoded.bleu
+            if decoded.shortlist_coverage is not None:
+                record["validation_shortlist_coverage"] = decoded.shortlist_coverage
         record["evaluation_seconds"] = round(time.time() - evaluation_start, 3)
         return record
 
@@ -384,6 +388,9 @@ class Seq2SeqTrainer:
         """The `#quality_metric:` lines SageMaker's metric regexes read, and a learning-rate reduction."""
         for line in metric_lines(self.setup.host, record):
             self.setup.metric_printer(line)
+        if "validation_shortlist_coverage" in record:
+            logger.info("decoding shortlist: it holds %.2f%% of the full search's output tokens on the validation "
+                        "sample", 100 * record["validation_shortlist_coverage"])
         if lr_reduced:
             logger.info("no improvement for %d checkpoints: learning rate reduced to %.3g",
                         self.schedule.threshold, self.schedule.rate(state.num_updates))
@@ -409,7 +416,7 @@ class Seq2SeqTrainer:
             return True
         return value < state.best_metric if LOWER_IS_BETTER[self.hp.optimized_metric] else value > state.best_metric
 
-    def _bleu(self) -> Optional[float]:
+    def _bleu(self) -> Optional[ValidationDecoding]:
         """Beam-search BLEU on the validation sample (evaluation.validation_bleu); None if a stop is requested
         meanwhile (a full-set beam search on CPU can take longer than SageMaker's 120 s between SIGTERM and
         SIGKILL)."""
@@ -418,7 +425,7 @@ class Seq2SeqTrainer:
                                 length_penalty_beta=self.hp.length_penalty_beta)
         return validation_bleu(self.model, setup.validation_data, setup.source_vocab, setup.target_vocab,
                                setup.contexts[0], options, self.hp.bleu_sample_size, setup.subword,
-                               should_stop=lambda: self.stop_requested)
+                               should_stop=lambda: self.stop_requested, shortlist=setup.shortlist)
 
     def _save_best(self) -> None:
         """Write params.best atomically; a failing write keeps the previous one and raises StorageError."""

@@ -83,6 +83,7 @@ def test_metric_files_cover_every_checkpoint(finished_job):
         assert record["validation_perplexity"] >= 1.0
         assert 0.0 <= record["validation_accuracy"] <= 1.0
         assert 0.0 <= record["validation_bleu"] <= 100.0
+        assert 0.0 < record["validation_shortlist_coverage"] <= 1.0     # the shortlist against the full search
     with open(os.path.join(data_dir, "metrics.csv")) as stream:
         rows = list(csv.DictReader(stream))
     assert [int(r["updates"]) for r in rows] == [20, 40]

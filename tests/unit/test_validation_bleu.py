@@ -31,8 +31,10 @@ def test_it_is_sacrebleu_of_the_translations_of_the_first_sentences(translator, 
     monkeypatch.setattr(evaluation, "BLEU_CHUNK_SENTENCES", 3)          # several chunks
     data = sample_data(10)
     options = DecodeOptions(beam_size=2)
-    score = evaluation.validation_bleu(translator.model, data, translator.source_vocab, translator.target_vocab,
-                                       mx.cpu(), options, sample_size=7)
+    decoded = evaluation.validation_bleu(translator.model, data, translator.source_vocab, translator.target_vocab,
+                                         mx.cpu(), options, sample_size=7)
+    assert decoded.shortlist_coverage is None
+    score = decoded.bleu
     translations = translator.translate_ids([list(s) for s in data.sources[:7]], options)
     hypotheses = [" ".join(t.target_tokens) for t in translations]
     references = [" ".join(translator.target_vocab.decode(list(t))) for t in data.targets[:7]]
@@ -51,3 +53,21 @@ def test_a_stop_request_between_chunks_gives_none(translator, monkeypatch):
                                       translator.target_vocab, mx.cpu(), DecodeOptions(beam_size=2), -1,
                                       should_stop=stop_after_two_chunks) is None
     assert len(calls) == 3
+
+
+def test_with_a_shortlist_the_coverage_of_the_full_search_is_reported(translator):
+    from seq2seq.inference.shortlist import Shortlist
+
+    data = sample_data(10)
+    options = DecodeOptions(beam_size=2)
+    full = translator.translate_ids([list(s) for s in data.sources], options)
+    emitted = sorted({t for translation in full for t in translation.target_ids})
+    assert len(emitted) >= 2
+    vocab_size = len(translator.source_vocab)
+    # Every source id's shortlist holds only the first emitted id: coverage = that id's share of the output.
+    shortlist = Shortlist(np.full((vocab_size, 1), emitted[0], dtype=np.int32),
+                          np.arange(len(translator.target_vocab), dtype=np.int32), 1, 0)
+    decoded = evaluation.validation_bleu(translator.model, data, translator.source_vocab, translator.target_vocab,
+                                         mx.cpu(), options, -1, shortlist=shortlist)
+    outputs = [t for translation in full for t in translation.target_ids]
+    assert decoded.shortlist_coverage == pytest.approx(outputs.count(emitted[0]) / len(outputs))
