@@ -60,6 +60,17 @@ def hammer(url: str, seconds: float, threads: int = 6) -> Counter:
         return sum(pool.map(client, range(threads)), Counter())
 
 
+LOADED = "accepts requests: model loaded"
+
+
+def wait_for_loads(server: ServerProcess, count: int, timeout_s: float = 90) -> int:
+    """Wait until the log shows `count` workers that loaded their model; returns the count seen."""
+    deadline = time.monotonic() + timeout_s
+    while server.log_text().count(LOADED) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return server.log_text().count(LOADED)
+
+
 def server_errors(statuses: Counter) -> dict:
     return {key: n for key, n in statuses.items() if not (isinstance(key, int) and key < 500)}
 
@@ -68,13 +79,14 @@ def test_requests_right_after_the_first_ping_200_never_get_a_5xx(model_dir, tmp_
     server = slow_loading_server(model_dir, tmp_path)
     try:
         server.start()                        # returns at the first /ping 200
+        loaded_at_start = server.log_text().count(LOADED)
         statuses = hammer(server.url, SLOW_LOAD_S + 2)
-        log = server.log_text()
+        loaded = wait_for_loads(server, 2)
     finally:
         server.stop()
     assert statuses[200] > 20, statuses
     assert server_errors(statuses) == {}, statuses
-    assert log.count("accepts requests: model loaded") == 2, log   # the slow worker did come up meanwhile
+    assert (loaded_at_start, loaded) == (1, 2), server.log_tail()   # the slow worker loaded while requests came
 
 
 def test_a_replacement_worker_takes_no_request_before_its_model_is_loaded(model_dir, tmp_path):  # noqa: F811
@@ -95,14 +107,15 @@ def test_a_replacement_worker_takes_no_request_before_its_model_is_loaded(model_
             if len(workers) == 2 and victim not in workers:
                 break
             time.sleep(0.05)
+        loaded_at_start = server.log_text().count(LOADED)
         statuses = hammer(server.url, SLOW_LOAD_S + 2)
-        log = server.log_text()
+        loaded = wait_for_loads(server, 3)
     finally:
         server.stop()
-    assert victim not in workers and len(workers) == 2, log[-3000:]
+    assert victim not in workers and len(workers) == 2, server.log_tail()
     assert statuses[200] > 20, statuses
     assert server_errors(statuses) == {}, statuses
-    assert log.count("accepts requests: model loaded") == 3, log[-3000:]   # the replacement came up meanwhile
+    assert (loaded_at_start, loaded) == (2, 3), server.log_tail()   # the replacement loaded while requests came
 
 
 HOSTILE = [  # (body, headers, expected status): what tests/bad_inputs sends the app, here through real gunicorn
@@ -141,10 +154,11 @@ def test_hostile_requests_from_the_first_ping_200_get_their_4xx_never_a_5xx(mode
                     wrong.append((expected, response.status_code, response.text[:200]))
             return wrong
 
+        loaded_at_start = server.log_text().count(LOADED)
         with ThreadPoolExecutor(max_workers=6) as pool:
             wrong = sum(pool.map(client, range(6)), [])
-        log = server.log_text()
+        loaded = wait_for_loads(server, 2)
     finally:
         server.stop()
     assert wrong == []
-    assert log.count("accepts requests: model loaded") == 2, log[-3000:]
+    assert (loaded_at_start, loaded) == (1, 2), server.log_tail()
