@@ -6,13 +6,17 @@ layouts in turn (`--repeats` rounds, each layout and client count once a round),
 elsewhere falls on all of them alike; medians over the rounds. Idle servers use no CPU. The first layout is
 what `serve` does unset (the product's defaults); the others set what they name.
 
-Usage: python -m bench.serve_layouts --model DIR [--duration-s 10] [--repeats 3]
+`--previous COMMIT` adds the endpoint as it was at that commit (its `container/serve`, exported with
+`git archive` under build/), with its own defaults: today's figures in the same run.
+
+Usage: python -m bench.serve_layouts --model DIR [--duration-s 10] [--repeats 3] [--previous COMMIT]
 Results: bench/results/serve-layouts.json and a table (the README's serving section quotes it).
 """
 
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -84,6 +88,16 @@ def worker_rss_mib(server) -> list:
     return sizes
 
 
+def export_commit(commit: str) -> Path:
+    """The tree of `commit` under build/ (git archive; reused when present)."""
+    target = WORK_DIR / f"code-{commit}"
+    if not (target / "container" / "serve").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", commit], cwd=REPO_ROOT, check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="trained model directory")
@@ -91,12 +105,18 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup-s", type=float, default=2.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--layouts", help="comma-separated subset of the layout names")
+    parser.add_argument("--previous", help="also serve with this commit's code (e.g. the last release)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     args = parser.parse_args(argv)
     for name in INHERITED_SETTINGS:       # the servers get only what a layout sets (make exports some of these)
         os.environ.pop(name, None)
     chosen = {name: env for name, env in LAYOUTS.items()
               if not args.layouts or name in args.layouts.split(",")}
+    scripts = {}
+    if args.previous:
+        name = f"previous release ({args.previous}), its defaults"
+        chosen[name] = {}
+        scripts[name] = export_commit(args.previous) / "container" / "serve"
     texts = sentences()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     runs = {name: {clients: [] for clients in CLIENTS} for name in chosen}
@@ -109,7 +129,8 @@ def main(argv=None) -> int:
             if link.is_symlink() or link.exists():
                 link.unlink()
             link.symlink_to(args.model.resolve())
-            servers[name] = stack.enter_context(ServeProcess(base, base.parent / "serve.log", **env))
+            servers[name] = stack.enter_context(ServeProcess(base, base.parent / "serve.log",
+                                                             serve=str(scripts.get(name, "")) or None, **env))
             print(f"started: {name}", flush=True)
         for name, server in servers.items():          # warm every worker before any measurement
             run_load(server.url, texts, 8, args.warmup_s * 2, BEAM_SIZE, 10_000)

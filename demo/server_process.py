@@ -63,12 +63,12 @@ class ServerProcess:
 
     `env` is added to serve_environment's; `ready_timeout_s` bounds the wait for /ping in start(),
     `stop_timeout_s` the wait after SIGTERM in stop() before SIGKILL; `cwd` is the server's working
-    directory (None: this process's).
+    directory (None: this process's); `serve` the entry point (another checkout's, for benchmarks).
     """
 
     def __init__(self, base_dir: str, log_path: str, port: Optional[int] = None, workers: Optional[int] = None,
                  env: Optional[dict] = None, ready_timeout_s: float = 120.0, stop_timeout_s: float = 40.0,
-                 cwd: Optional[str] = None):
+                 cwd: Optional[str] = None, serve: str = SERVE):
         self.base_dir = base_dir
         self.log_path = log_path
         self.port = port or free_port()
@@ -77,6 +77,7 @@ class ServerProcess:
         self.ready_timeout_s = ready_timeout_s
         self.stop_timeout_s = stop_timeout_s
         self.cwd = cwd
+        self.serve = serve
         self.process: Optional[subprocess.Popen] = None
         self.exit_code: Optional[int] = None
 
@@ -95,7 +96,7 @@ class ServerProcess:
         timeout_s = self.ready_timeout_s if ready_timeout_s is None else ready_timeout_s
         started = time.monotonic()
         with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([SERVE], env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
+            self.process = subprocess.Popen([self.serve], env=self.environment(), stdout=log, stderr=subprocess.STDOUT,
                                             cwd=self.cwd, start_new_session=True)
         deadline = started + timeout_s
         while time.monotonic() < deadline:
