@@ -11,7 +11,7 @@ from typing import Optional
 
 MAX_CHARS = 300
 _TRACE_LINE = re.compile(r'^(Traceback \(most recent call last\)|File "|\[bt\]|Stack trace|\d+: )')
-_SOURCE_REFERENCE = re.compile(r"\S*\.(cc|cu|h|cpp|cuh)(:\d+)?:?\s*")
+_SOURCE_REFERENCE = re.compile(r"\S*\.(cc|cu|h|cpp|cuh)\b(:\d+)?:?\s*")
 _LOG_PREFIX = re.compile(r"^\[\d\d:\d\d:\d\d\]\s*")
 _OUT_OF_MEMORY = re.compile(r"out of memory|cudaErrorMemoryAllocation|memory allocation failed|failed to allocate|"
                             r"CUDNN_STATUS_ALLOC_FAILED|CUBLAS_STATUS_ALLOC_FAILED|std::bad_alloc", re.IGNORECASE)

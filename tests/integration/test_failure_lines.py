@@ -57,6 +57,11 @@ def test_one_line_keeps_mxnet_s_reason_and_drops_its_trace(tmp_path):
     assert_one_clear_line(line)
 
 
+def test_one_line_of_a_logged_fatal_check_drops_the_time_and_source_but_keeps_file_names():
+    error = mx.base.MXNetError("[12:00:01] ../src/io/iter_image_recordio.cc:212: Check failed: model.h5 missing")
+    assert failure_text.one_line(error) == "Check failed: model.h5 missing"
+
+
 def test_out_of_memory_is_recognised_with_its_figures():
     error = mx.base.MXNetError(CUDA_OUT_OF_MEMORY)
     assert failure_text.is_out_of_memory(error)
