@@ -144,6 +144,19 @@ class _Exclusions:
         return self._array
 
 
+class _StepInput:
+    """A `(rows,)` float32 array on the search's device, refilled from numpy at each step: no allocation and no
+    indexing machinery (`mx.nd.array` costs far more than the copy). The copy waits until the array is
+    writable, so the previous step's program has finished reading it."""
+
+    def __init__(self, rows: int, ctx):
+        self._array = mx.nd.empty((rows,), ctx=ctx, dtype="float32")
+
+    def fill(self, values: np.ndarray) -> mx.nd.NDArray:
+        self._array._sync_copyfrom(np.ascontiguousarray(values, dtype=np.float32))
+        return self._array
+
+
 class _NgramBlocker:
     """Per hypothesis, the tokens that would repeat an n-gram it already holds (OpenNMT's block_ngram_repeat)."""
 
@@ -198,6 +211,7 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
     lengths = np.zeros(rows, dtype=np.int64)
     origin = np.arange(rows)
     previous = np.full(rows, BOS_ID, dtype=np.float32)
+    previous_input, origin_input = _StepInput(rows, ctx), _StepInput(rows, ctx)
     blocker = _NgramBlocker(options.block_ngram_repeat, rows) if options.block_ngram_repeat > 0 else None
     exclusions = _Exclusions(candidate_ids, blocker, ctx)
     source_lengths = np.repeat(source_length.asnumpy().astype(np.int64), k)
@@ -206,8 +220,8 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
     tokens_per_step, pointers_per_step, attention_per_step = [], [], []
     sentence_first_row = np.repeat(np.arange(batch) * k, k)
     for _ in range(int(remaining.max()) + 1):
-        packed, attention, states = step(mx.nd.array(previous, ctx=ctx), mx.nd.array(origin, ctx=ctx),
-                                         encoded, states, exclusions)
+        packed, attention, states = step(previous_input.fill(previous), origin_input.fill(origin), encoded,
+                                         states, exclusions)
         packed = packed.asnumpy()                              # the one host synchronisation of a step
         per_row = (packed.shape[1] - 1) // 2                    # beam, or the candidates when fewer
         values, positions = packed[:, :per_row], packed[:, per_row:2 * per_row].astype(np.int64)

@@ -90,6 +90,7 @@ class Translator:
     def load(cls, model_dir: str, context=None) -> "Translator":
         context = context or mx.cpu()
         model, source_vocab, target_vocab, config = load_model(model_dir, context)
+        model.fix_parameters()           # this translator's own model: its parameters never change
         defaults = DecodeOptions(beam_size=int(config.get("beam_size", 5)),
                                  length_penalty_alpha=float(config.get("length_penalty_alpha", 1.0)),
                                  length_penalty_beta=float(config.get("length_penalty_beta", 0.0)))

@@ -67,6 +67,7 @@ class Seq2SeqModel(Block):
             self.decoder = Decoder(config, prefix="decoder_")
         self._programs = _ProgramCache()
         self._hybridize_args = None
+        self._fixed_encoder_parameters: Optional[Dict] = None   # ctx -> flat parameters, see fix_parameters
 
     def hybridize(self, active=True, **kwargs):
         super().hybridize(active, **kwargs)
@@ -110,12 +111,26 @@ class Seq2SeqModel(Block):
         return logits.reshape((batch, length, -1))
 
     # ----- inference -----
+    def fix_parameters(self) -> None:
+        """Declare that the parameters change only through `load_parameters` from now on (a model loaded for
+        decoding): the encoder layers' flat parameters are then written once per device instead of at every
+        `encode`. A model that trains must not be fixed."""
+        self._fixed_encoder_parameters = {}
+
     def encode(self, source, source_length):
         """source `(batch, src_len)`, source_length `(batch,)` -> (EncodedSource, list of initial states)."""
         program = self.program(("encode",), lambda m: EncodeProgram(m.encoder, m.bridge))
-        flat = [layer.flat_parameters(source.context) for layer in self.encoder.fused_layers()]
-        outputs = program(source, source_length, *flat)
+        outputs = program(source, source_length, *self._encoder_flat_parameters(source.context))
         return EncodedSource(outputs[0], outputs[1], source_length), list(outputs[2:])
+
+    def _encoder_flat_parameters(self, ctx) -> List:
+        fixed = self._fixed_encoder_parameters
+        if fixed is not None and ctx in fixed:
+            return fixed[ctx]
+        flat = [layer.flat_parameters(ctx) for layer in self.encoder.fused_layers()]
+        if fixed is not None:
+            fixed[ctx] = flat
+        return flat
 
     def decode_step(self, previous_ids, states: List, encoded_source: EncodedSource):
         """previous_ids `(batch,)` -> logits `(batch, vocab)`, attention `(batch, src_len)`, new states."""
@@ -136,6 +151,8 @@ class Seq2SeqModel(Block):
 
     def load_parameters(self, filename, ctx=None, allow_missing=False, ignore_extra=False, **kwargs):
         """Gluon's loader; files with the structural names of earlier versions are renamed on the way in."""
+        if self._fixed_encoder_parameters is not None:
+            self._fixed_encoder_parameters = {}                  # written again from the new values
         loaded = mx.nd.load(filename)
         renamed = {current_parameter_name(name): value for name, value in loaded.items()}
         if list(renamed) == list(loaded):

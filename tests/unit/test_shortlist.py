@@ -243,3 +243,20 @@ def test_lexicon_command_adds_a_shortlist_to_a_model_directory(model, tmp_path, 
     bad.write_bytes(pairs_to_bytes([([4, 40], [6])]))
     assert lexicon.main(["--model", str(directory), "--train", str(bad)]) == 1
     assert "source id 40 is outside the model's source vocabulary" in capsys.readouterr().err
+
+
+def test_a_fixed_model_encodes_as_before_and_follows_a_parameter_load(model, tmp_path):
+    """fix_parameters keeps the encoder's flat parameters; load_parameters refreshes them."""
+    config = model.config
+    fixed = Seq2SeqModel(config)
+    fixed.initialize_parameters(mx.init.Xavier(), mx.cpu())
+    fixed.hybridize()
+    fixed.fix_parameters()
+    source, length = batch_of(SOURCES)
+    before = fixed.encode(source, length)[0].encoded.asnumpy()
+    path = str(tmp_path / "params")
+    model.save_parameters(path)
+    fixed.load_parameters(path, ctx=mx.cpu())
+    np.testing.assert_allclose(fixed.encode(source, length)[0].encoded.asnumpy(),
+                               model.encode(source, length)[0].encoded.asnumpy(), rtol=1e-6)
+    assert not np.allclose(before, fixed.encode(source, length)[0].encoded.asnumpy())
