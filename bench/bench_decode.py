@@ -50,6 +50,8 @@ RESULTS_PATH = REPO_ROOT / "bench" / "results" / "decode.json"
 SWEEP_PATH = REPO_ROOT / "bench" / "results" / "decode-shortlist-sweep.json"
 DEFAULT_TRAIN_REC = REPO_ROOT / "build" / "multi30k" / "raw-unigram-8000" / "train.rec"
 PATHS = ("shortlist", "full", "previous")
+SWEEP_K = (10, 20, 50, 100)
+SWEEP_FREQUENT = (100, 300, 1000)
 
 
 def validation_text():
@@ -172,10 +174,10 @@ def sweep(model: Path, train_rec: Path, sentences, references, beam_size: int, b
     rows = [{"k": None, "frequent": None, "bleu": bleu(full, references), "coverage": 1.0,
              "mean_candidates": target_size, "sentences_per_s": round(len(sentences) / full_seconds, 2)}]
     options = DecodeOptions(beam_size=beam_size)
-    for k in (5, 10, 20, 50):
-        for frequent in (0, 50, 100, 200):
+    for k in SWEEP_K:
+        for frequent in SWEEP_FREQUENT:
             translator.shortlist = stored.with_sizes(k, frequent)
-            sizes = [len(translator.shortlist.candidates([ids[i] for i in chunk]) or range(target_size))
+            sizes = [candidate_count(translator.shortlist, [ids[i] for i in chunk], target_size)
                      for chunk in length_sorted_chunks(ids, batch_sentences)]
             start = time.perf_counter()
             found = translator.translate_text(sentences, options)
@@ -185,11 +187,17 @@ def sweep(model: Path, train_rec: Path, sentences, references, beam_size: int, b
                          "differing_from_full": differing(full, found),
                          "mean_candidates": round(float(np.mean(sizes)), 1),
                          "single_sentence_mean_candidates": round(float(np.mean(
-                             [len(translator.shortlist.candidates([s]) or range(target_size)) for s in ids])), 1),
+                             [candidate_count(translator.shortlist, [s], target_size) for s in ids])), 1),
                          "sentences_per_s": round(len(sentences) / seconds, 2)})
             print(rows[-1], flush=True)
     return {"benchmark": "decode_shortlist_sweep", "model": relative(model), "beam_size": beam_size,
             "batch_sentences": batch_sentences, "environment": ENVIRONMENT, "rows": rows}
+
+
+def candidate_count(shortlist, sources, vocab_size: int) -> int:
+    """How many target ids a batch of `sources` scores (the whole vocabulary when the shortlist steps aside)."""
+    candidates = shortlist.candidates(sources)
+    return vocab_size if candidates is None else len(candidates)
 
 
 def length_sorted_chunks(ids, size):
@@ -227,9 +235,12 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-peer", action="store_true", help="no onmt_translate passes")
     parser.add_argument("--sweep", action="store_true", help="the shortlist grid instead of the comparison")
     parser.add_argument("--train-rec", type=Path, default=DEFAULT_TRAIN_REC, help="training pairs for --sweep")
+    parser.add_argument("--limit", type=int, help="only the first N validation sentences (smoke runs)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     sentences, references = validation_text()
+    if args.limit:
+        sentences, references = sentences[:args.limit], references[:args.limit]
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     if args.sweep:
         document = sweep(args.model, args.train_rec, sentences, references, args.beam_size, args.batch_sentences)

@@ -13,7 +13,7 @@ computed by imperative calls on its logits.
 """
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 import mxnet as mx
 import numpy as np
@@ -90,7 +90,8 @@ class BeamStep(InferenceProgram):
 
 
 def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], ctx):
-    """-> step(previous, origin, encoded, states, exclusions) returning (packed, attention, new states)."""
+    """-> step((previous, origin), encoded, states, exclude) returning (packed, attention, new states);
+    `exclude(candidates)` gives the step's exclusion array."""
     if hasattr(model, "program") and hasattr(model, "output_parameters"):
         weight, bias = model.output_parameters(ctx)
         if candidate_ids is not None:
@@ -100,20 +101,21 @@ def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], c
         per_row = min(beam_size, size)
         program = model.program(("beam", per_row, size), lambda m: BeamStep(m.decoder, per_row, size))
 
-        def fused_step(previous, origin, encoded, states, exclusions):
-            outputs = program(previous, origin, *encoded, weight, bias, exclusions.array(size), *states)
+        def fused_step(inputs, encoded, states, exclude):
+            outputs = program(*inputs, *encoded, weight, bias, exclude(size), *states)
             return outputs[0], outputs[1], list(outputs[2:])
         return fused_step
 
     columns = None if candidate_ids is None else mx.nd.array(candidate_ids, ctx=ctx, dtype="int64")
 
-    def generic_step(previous, origin, encoded, states, exclusions):
+    def generic_step(inputs, encoded, states, exclude):
+        previous, origin = inputs
         states = [mx.nd.take(s, origin) for s in states]
         logits, attention, new_states = model.decode_step(previous, states, encoded)
         if columns is not None:
             logits = mx.nd.take(logits, columns, axis=1)
         width = logits.shape[1]
-        return row_candidates(mx.nd, logits, exclusions.array(width), min(beam_size, width)), attention, new_states
+        return row_candidates(mx.nd, logits, exclude(width), min(beam_size, width)), attention, new_states
     return generic_step
 
 
@@ -130,7 +132,11 @@ class _Exclusions:
         self._array = None
         self._position_of = None
 
-    def array(self, size: int) -> mx.nd.NDArray:
+    def for_rows(self, rows: np.ndarray) -> Callable[[int], mx.nd.NDArray]:
+        """The exclusion array maker for a step over the hypothesis rows `rows` (those on the device)."""
+        return lambda size: self.array(size, rows)
+
+    def array(self, size: int, rows: np.ndarray) -> mx.nd.NDArray:
         if self._base is None:
             if self.candidate_ids is None:
                 self.candidate_ids = np.arange(size)
@@ -138,23 +144,28 @@ class _Exclusions:
             self._base[0, (self.candidate_ids == PAD_ID) | (self.candidate_ids == BOS_ID)] = _NEG_INF
             self._position_of = {int(t): p for p, t in enumerate(self.candidate_ids)}
         if self._blocker is not None:
-            return mx.nd.array(self._blocker.exclusion(self._base, self._position_of), ctx=self._ctx)
+            return mx.nd.array(self._blocker.exclusion(self._base, self._position_of, rows), ctx=self._ctx)
         if self._array is None:
             self._array = mx.nd.array(self._base, ctx=self._ctx)
         return self._array
 
 
-class _StepInput:
-    """A `(rows,)` float32 array on the search's device, refilled from numpy at each step: no allocation and no
-    indexing machinery (`mx.nd.array` costs far more than the copy). The copy waits until the array is
-    writable, so the previous step's program has finished reading it."""
+class _StepInputs:
+    """The step's previous ids and back-pointers as `(rows,)` float32 arrays on the search's device, refilled from
+    numpy at each step: no allocation and no indexing machinery (`mx.nd.array` costs far more than the copy).
+    A copy waits until its array is writable, so the previous step's program has finished reading it; the
+    arrays are made again when the number of rows changes."""
 
-    def __init__(self, rows: int, ctx):
-        self._array = mx.nd.empty((rows,), ctx=ctx, dtype="float32")
+    def __init__(self, ctx):
+        self._ctx = ctx
+        self._arrays = None
 
-    def fill(self, values: np.ndarray) -> mx.nd.NDArray:
-        self._array._sync_copyfrom(np.ascontiguousarray(values, dtype=np.float32))
-        return self._array
+    def fill(self, previous: np.ndarray, origin: np.ndarray):
+        if self._arrays is None or self._arrays[0].shape[0] != len(previous):
+            self._arrays = [mx.nd.empty((len(previous),), ctx=self._ctx, dtype="float32") for _ in range(2)]
+        for array, values in zip(self._arrays, (previous, origin)):
+            array._sync_copyfrom(np.ascontiguousarray(values, dtype=np.float32))
+        return self._arrays[0], self._arrays[1]
 
 
 class _NgramBlocker:
@@ -167,11 +178,12 @@ class _NgramBlocker:
     def advance(self, origin: np.ndarray, emitted: np.ndarray):
         self.history = [self.history[o] + [int(t)] for o, t in zip(origin, emitted)]
 
-    def exclusion(self, base: np.ndarray, position_of: dict) -> np.ndarray:
-        """`(rows, candidates)`: `base` plus -1e30 at each row's blocked candidates."""
-        exclude = np.repeat(base, len(self.history), axis=0)
+    def exclusion(self, base: np.ndarray, position_of: dict, rows: np.ndarray) -> np.ndarray:
+        """`(len(rows), candidates)`: `base` plus -1e30 at the blocked candidates of each of the hypothesis `rows`."""
+        exclude = np.repeat(base, len(rows), axis=0)
         n = self.n
-        for row, tokens in enumerate(self.history):
+        for index, row in enumerate(rows):
+            tokens = self.history[row]
             if len(tokens) < n - 1 or (tokens and tokens[-1] in (EOS_ID, PAD_ID)):
                 continue
             prefix = tuple(tokens[len(tokens) - n + 1:]) if n > 1 else ()
@@ -179,7 +191,7 @@ class _NgramBlocker:
                 if tuple(tokens[start:start + n - 1]) == prefix:
                     position = position_of.get(tokens[start + n - 1])
                     if position is not None:
-                        exclude[row, position] = _NEG_INF
+                        exclude[index, position] = _NEG_INF
         return exclude
 
 
@@ -204,62 +216,78 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
     if candidate_ids is not None and tuple(candidate_ids[:len(RESERVED_IDS)]) != RESERVED_IDS:
         raise ValueError("candidate ids must start with the reserved ids 0..3")
     step = _step_function(model, k, candidate_ids, ctx)
+    # Per hypothesis row of the whole batch (host): score, finished, steps left, length.
     scores = np.full(rows, _NEG_INF, dtype=np.float32)
     scores[::k] = 0.0
     finished = np.zeros(rows, dtype=bool)
     remaining = np.repeat(np.asarray(max_output_lengths, dtype=np.int64), k) - 1
     lengths = np.zeros(rows, dtype=np.int64)
-    origin = np.arange(rows)
-    previous = np.full(rows, BOS_ID, dtype=np.float32)
-    previous_input, origin_input = _StepInput(rows, ctx), _StepInput(rows, ctx)
     blocker = _NgramBlocker(options.block_ngram_repeat, rows) if options.block_ngram_repeat > 0 else None
     exclusions = _Exclusions(candidate_ids, blocker, ctx)
     source_lengths = np.repeat(source_length.asnumpy().astype(np.int64), k)
     coverage = np.zeros((rows, source.shape[1]), dtype=np.float32) if options.coverage_penalty > 0 else None
     keep_attention = return_attention or coverage is not None
     tokens_per_step, pointers_per_step, attention_per_step = [], [], []
-    sentence_first_row = np.repeat(np.arange(batch) * k, k)
+    # The device arrays (encoded, states) hold the rows of the sentences still decoding (`active_rows`, in
+    # order); a sentence whose hypotheses have all ended leaves them, so later steps compute only the others.
+    active_rows = np.arange(rows)
+    origin = np.arange(rows)                                  # into the device rows of the previous step
+    previous = np.full(rows, BOS_ID, dtype=np.float32)
+    step_inputs = _StepInputs(ctx)
     for _ in range(int(remaining.max()) + 1):
-        packed, attention, states = step(previous_input.fill(previous), origin_input.fill(origin), encoded,
-                                         states, exclusions)
+        packed, attention, states = step(step_inputs.fill(previous, origin), encoded, states,
+                                         exclusions.for_rows(active_rows))
         packed = packed.asnumpy()                              # the one host synchronisation of a step
         per_row = (packed.shape[1] - 1) // 2                    # beam, or the candidates when fewer
         values, positions = packed[:, :per_row], packed[:, per_row:2 * per_row].astype(np.int64)
         eos = packed[:, 2 * per_row]
         # Candidates per sentence: each open row's k best (score + log p), then one per row for closed rows
         # (finished: PAD at no cost; at the length limit: </s> at the model's own </s> log-probability).
-        closed = finished | (remaining <= 0)
-        open_scores = np.where(closed[:, None], np.float32(_NEG_INF), scores[:, None] + values)
-        single = np.where(finished, scores, np.where(remaining <= 0, scores + eos, np.float32(_NEG_INF)))
+        active = len(active_rows) // k
+        row_scores, row_finished = scores[active_rows], finished[active_rows]
+        closed = row_finished | (remaining[active_rows] <= 0)
+        open_scores = np.where(closed[:, None], np.float32(_NEG_INF), row_scores[:, None] + values)
+        single = np.where(row_finished, row_scores,
+                          np.where(remaining[active_rows] <= 0, row_scores + eos, np.float32(_NEG_INF)))
         block = k * per_row
-        per_sentence = np.concatenate([open_scores.reshape(batch, block), single.reshape(batch, k)], axis=1)
-        order = np.argsort(-per_sentence, axis=1, kind="stable")[:, :k]                  # (batch, k)
-        chosen = np.take_along_axis(per_sentence, order, axis=1).reshape(-1)
+        per_sentence = np.concatenate([open_scores.reshape(active, block), single.reshape(active, k)], axis=1)
+        order = np.argsort(-per_sentence, axis=1, kind="stable")[:, :k]                  # (active, k)
         appended = order >= block
         beam = np.where(appended, order - block, order // per_row).reshape(-1)
-        origin = sentence_first_row + beam
-        was_finished = finished[origin]
+        origin = np.repeat(np.arange(active) * k, k) + beam    # into this step's device rows
+        was_finished = row_finished[origin]
         candidate = positions[origin, (order % per_row).reshape(-1)]
         token = np.where(appended.reshape(-1), np.where(was_finished, PAD_ID, EOS_ID),
                          exclusions.candidate_ids[candidate])
-        emitted = np.where(was_finished, PAD_ID, token)
-        scores = chosen.astype(np.float32)
-        finished = was_finished | (token == EOS_ID)
+        emitted = np.full(rows, PAD_ID, dtype=np.int64)                  # sentences already done emit PAD
+        emitted[active_rows] = np.where(was_finished, PAD_ID, token)
+        pointers = np.arange(rows)                                       # ... and keep their rows
+        pointers[active_rows] = active_rows[origin]
+        extended = ~finished[pointers]                 # hypotheses that were still open before this step
+        scores[active_rows] = np.take_along_axis(per_sentence, order, axis=1).reshape(-1)
+        finished[active_rows] = was_finished | (token == EOS_ID)
+        lengths[active_rows] = lengths[active_rows][origin] + (~was_finished)
         remaining = remaining - 1
-        lengths = lengths[origin] + (~was_finished)
         tokens_per_step.append(emitted)
-        pointers_per_step.append(origin)
+        pointers_per_step.append(pointers)
         if keep_attention:
-            step_attention = attention.asnumpy()[origin]
+            step_attention = np.zeros((rows, attention.shape[1]), dtype=np.float32)
+            step_attention[active_rows] = attention.asnumpy()[origin]
             if coverage is not None:
-                coverage = coverage[origin] + step_attention * (~was_finished)[:, None]
+                coverage = coverage[pointers] + step_attention * extended[:, None]
             if return_attention:
                 attention_per_step.append(step_attention)
         if blocker is not None:
-            blocker.advance(origin, emitted)
+            blocker.advance(pointers, emitted)
         if finished.all():
             break
-        previous = emitted.astype(np.float32)
+        still = ~finished[active_rows].reshape(active, k).all(axis=1)      # sentences that go on
+        if not still.all():
+            kept = np.flatnonzero(np.repeat(still, k))                    # this step's device rows that stay
+            kept_nd = mx.nd.array(kept, ctx=ctx, dtype="int64")
+            encoded = type(encoded)(*(mx.nd.take(a, kept_nd) for a in encoded))
+            origin, active_rows = origin[kept], active_rows[kept]
+        previous = emitted[active_rows].astype(np.float32)
     final_scores = scores / length_penalty(lengths, alpha, beta)
     if coverage is not None:
         valid = np.arange(coverage.shape[1])[None, :] < source_lengths[:, None]
