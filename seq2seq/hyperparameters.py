@@ -189,7 +189,7 @@ class Hyperparameters:
         20, Int(0), "Decoding shortlist: each source token's k most probable translations (IBM Model 1 on the "
         "training pairs) are scored, with the frequent ones; 0 = no shortlist, the whole vocabulary.", OURS)
     shortlist_frequent: int = _hp(
-        100, Int(0), "Decoding shortlist: the N most frequent target tokens are always scored.", OURS)
+        300, Int(0), "Decoding shortlist: the N most frequent target tokens are always scored.", OURS)
 
     # Reserved keys (sagemaker_*, _tuning_objective_metric, ...) as given; not hyperparameters.
     reserved: dict = field(default_factory=dict, compare=False, repr=False)

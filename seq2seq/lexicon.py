@@ -11,7 +11,7 @@ every row).
 Used for the decoding shortlist: `shortlist_from_pairs` keeps each source id's best target ids. As a command,
 it adds a shortlist to a model directory trained without one:
 
-    python -m seq2seq.lexicon --model DIR --train train.rec [--k 20] [--frequent 100]
+    python -m seq2seq.lexicon --model DIR --train train.rec [--k K] [--frequent N]
 """
 
 import argparse
@@ -113,14 +113,18 @@ def shortlist_from_pairs(sources, targets, source_vocab_size: int, target_vocab_
 def main(argv=None) -> int:
     from .data.recordio_codec import read_pairs
     from .errors import UserError
+    from .hyperparameters import Hyperparameters
     from .model_dir import read_model_config, write_shortlist
 
     parser = argparse.ArgumentParser(prog="python -m seq2seq.lexicon",
                                      description="Add a decoding shortlist to a trained model directory.")
     parser.add_argument("--model", required=True, help="the model directory")
     parser.add_argument("--train", required=True, help="the training pairs (train.rec) the model was trained on")
-    parser.add_argument("--k", type=int, default=20, help="translations per source token")
-    parser.add_argument("--frequent", type=int, default=100, help="most frequent target tokens always scored")
+    defaults = Hyperparameters()
+    parser.add_argument("--k", type=int, default=defaults.shortlist_k, help="translations per source token "
+                        "(default: the shortlist_k hyperparameter's)")
+    parser.add_argument("--frequent", type=int, default=defaults.shortlist_frequent,
+                        help="most frequent target tokens always scored (default: shortlist_frequent's)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:

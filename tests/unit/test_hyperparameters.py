@@ -34,7 +34,7 @@ OUR_DEFAULTS = {
     "gradient_clip_norm": -1.0, "devices": "auto", "seed": 13, "log_frequency_num_batches": 100,
     "precision": "fp32", "ps_port": 8000, "peer_timeout_seconds": 60.0,
     "fixed_param_strategy": "none", "freeze_embeddings_source": False, "freeze_embeddings_target": False,
-    "shortlist_k": 20, "shortlist_frequent": 100,
+    "shortlist_k": 20, "shortlist_frequent": 300,
 }
 
 
