@@ -17,9 +17,11 @@ Paths, each its own `Translator` over the same model directory:
    of `full` that differ from `previous` (should be 0).
 `--sweep`: BLEU, coverage, candidates and speed over a grid of shortlist_k × shortlist_frequent, from a
 table estimated here on the training pairs (`--train-rec`), to choose the defaults.
+`--search-options`: BLEU with n-gram blocking and with the coverage penalty (each alone), and how many outputs
+repeat a trigram.
 
-Usage: python -m bench.bench_decode --model DIR [--single 100] [--repeats 3] [--skip-peer] [--sweep]
-Results: bench/results/decode.json (the sweep: decode-shortlist-sweep.json).
+Usage: python -m bench.bench_decode --model DIR [--single 100] [--repeats 3] [--skip-peer] [--sweep | --search-options]
+Results: bench/results/decode.json (decode-shortlist-sweep.json, decode-search-options.json).
 """
 
 import argparse
@@ -52,6 +54,8 @@ DEFAULT_TRAIN_REC = REPO_ROOT / "build" / "multi30k" / "raw-unigram-8000" / "tra
 PATHS = ("shortlist", "full", "previous")
 SWEEP_K = (10, 20, 50, 100)
 SWEEP_FREQUENT = (100, 300, 1000)
+SEARCH_OPTION_GRID = ((0, 0.0), (2, 0.0), (3, 0.0), (4, 0.0), (0, 0.2), (0, 0.5), (0, 1.0))
+OPTIONS_PATH = REPO_ROOT / "bench" / "results" / "decode-search-options.json"
 
 
 def validation_text():
@@ -200,6 +204,36 @@ def candidate_count(shortlist, sources, vocab_size: int) -> int:
     return vocab_size if candidates is None else len(candidates)
 
 
+def search_options_effect(model: Path, sentences, references, beam_size: int, batch_sentences: int) -> dict:
+    """Validation BLEU (and repeated n-grams) with n-gram blocking and the coverage penalty, each alone."""
+    translator = Translator.load(str(model))
+    translator.batch_sentences = batch_sentences
+    rows = []
+    for blocking, penalty in SEARCH_OPTION_GRID:
+        options = DecodeOptions(beam_size=beam_size, block_ngram_repeat=blocking, coverage_penalty=penalty)
+        start = time.perf_counter()
+        found = translator.translate_text(sentences, options)
+        seconds = time.perf_counter() - start
+        repeats = sum(has_repeated_ngram(t.target_ids, 3) for t in found)
+        rows.append({"block_ngram_repeat": blocking, "coverage_penalty": penalty, "bleu": bleu(found, references),
+                     "outputs_repeating_a_trigram": repeats, "sentences_per_s": round(len(sentences) / seconds, 2)})
+        print(rows[-1], flush=True)
+    return {"benchmark": "decode_search_options", "model": relative(model), "beam_size": beam_size,
+            "environment": ENVIRONMENT, "rows": rows}
+
+
+def has_repeated_ngram(ids, n: int) -> bool:
+    grams = [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
+    return len(grams) != len(set(grams))
+
+
+def print_search_options(document: dict) -> None:
+    print(f"{'block_ngram_repeat':>18} {'coverage_penalty':>16} {'BLEU':>6} {'repeating':>9} {'sent/s':>7}")
+    for row in document["rows"]:
+        print(f"{row['block_ngram_repeat']:>18} {row['coverage_penalty']:>16} {row['bleu']:>6.2f} "
+              f"{row['outputs_repeating_a_trigram']:>9} {row['sentences_per_s']:>7.2f}")
+
+
 def length_sorted_chunks(ids, size):
     order = sorted((i for i, s in enumerate(ids) if len(s)), key=lambda i: len(ids[i]))
     return [order[start:start + size] for start in range(0, len(order), size)]
@@ -235,6 +269,8 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-peer", action="store_true", help="no onmt_translate passes")
     parser.add_argument("--sweep", action="store_true", help="the shortlist grid instead of the comparison")
     parser.add_argument("--train-rec", type=Path, default=DEFAULT_TRAIN_REC, help="training pairs for --sweep")
+    parser.add_argument("--search-options", action="store_true",
+                        help="BLEU with n-gram blocking and the coverage penalty instead of the comparison")
     parser.add_argument("--limit", type=int, help="only the first N validation sentences (smoke runs)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
@@ -246,6 +282,10 @@ def main(argv=None) -> int:
         document = sweep(args.model, args.train_rec, sentences, references, args.beam_size, args.batch_sentences)
         document["load_average"] = {"start": load_at_start, "end": [round(x, 2) for x in os.getloadavg()]}
         return save_results(args.output or SWEEP_PATH, document, print_sweep)
+    if args.search_options:
+        document = search_options_effect(args.model, sentences, references, args.beam_size, args.batch_sentences)
+        document["load_average"] = {"start": load_at_start, "end": [round(x, 2) for x in os.getloadavg()]}
+        return save_results(args.output or OPTIONS_PATH, document, print_search_options)
     paths = load_paths(args.model, args.beam_size, args.batch_sentences)
     peer = None if args.skip_peer else peer_runner(args.beam_size, args.batch_sentences)
     single = single_sentence_latencies(paths, sentences[:args.single])
