@@ -133,16 +133,33 @@ def bleu(model_dir: Path, sources: Path, references: Path, limit: int = None, be
             "example": {"source": source_lines[0], "hypothesis": hypotheses[0], "reference": reference_lines[0]}}
 
 
+def validation_perplexity(model_dir: Path, rec_dir: Path) -> float:
+    """Token perplexity of the model on the prepared toy validation records (no dropout, no smoothing)."""
+    import mxnet as mx
+    from seq2seq.data.batch_iterator import BucketBatchIterator
+    from seq2seq.data.dataset import read_parallel_data
+    from seq2seq.data.recordio_codec import read_pairs
+    from seq2seq.model_dir import load_model
+    from seq2seq.training.evaluation import perplexity_and_accuracy
+    model, source_vocab, target_vocab, _ = load_model(str(model_dir))
+    config = model.config
+    data = read_parallel_data([("val", read_pairs(str(rec_dir / "val.rec")))], len(source_vocab), len(target_vocab),
+                              config.max_seq_len_source, config.max_seq_len_target)
+    iterator = BucketBatchIterator(data, [(config.max_seq_len_source, config.max_seq_len_target + 1)], 32, 0,
+                                   shuffle=False)
+    return round(perplexity_and_accuracy(model, iterator, mx.cpu())["perplexity"], 2)
+
+
 def updates_of(base: Path):
     state = base / "checkpoints" / "training_state" / "state.json"
     return json.loads(state.read_text())["num_updates"] if state.exists() else None
 
 
 def print_table(result: dict) -> None:
-    print(f"\n{'model':<24}{'toy news val BLEU':>18}{'Multi30k val BLEU':>19}{'updates':>9}")
+    print(f"\n{'model':<24}{'toy news val BLEU':>18}{'toy val ppl':>12}{'Multi30k val BLEU':>19}{'updates':>9}")
     for name, row in result["models"].items():
         toy, m30k = row.get("toy_val"), row.get("multi30k_val")
-        print(f"{name:<24}{toy['score'] if toy else float('nan'):>18.2f}"
+        print(f"{name:<24}{toy['score'] if toy else float('nan'):>18.2f}{row.get('toy_val_perplexity', 0):>12.1f}"
               f"{m30k['score'] if m30k else float('nan'):>19.2f}{row.get('updates') or '-':>9}")
     print(f"fine-tuned - scratch on the toy validation set: {result['finetuned_minus_scratch']:+.2f} BLEU")
 
@@ -190,6 +207,7 @@ def main(argv=None) -> int:
               "scratch": {"dir": work_dir / "scratch" / "opt_ml" / "model", "updates": runs["scratch"]["updates"]}}
     for name, row in models.items():
         row["toy_val"] = bleu(row["dir"], domain["val_source"], domain["val_target"], limit)
+        row["toy_val_perplexity"] = validation_perplexity(row["dir"], domain["rec_dir"])
         if name != "scratch":
             row["multi30k_val"] = bleu(row["dir"], multi30k / f"val.{SOURCE_LANG}", multi30k / f"val.{TARGET_LANG}",
                                        limit)
