@@ -29,6 +29,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -42,7 +43,7 @@ ENVIRONMENT = runtime_env.apply()
 import numpy as np  # noqa: E402
 import sacrebleu  # noqa: E402
 
-from bench import onmt_peer  # noqa: E402
+from bench import onmt_peer, previous_release  # noqa: E402
 from bench.one_program_search import beam_search as previous_search  # noqa: E402
 from bench.results_io import relative, save_results  # noqa: E402
 from seq2seq.inference.translator import DecodeOptions, Translator  # noqa: E402
@@ -78,17 +79,21 @@ def load_paths(model: Path, beam_size: int, batch_sentences: int) -> dict:
     return paths
 
 
-def single_sentence_latencies(paths: dict, sentences) -> dict:
-    """Each sentence through each path in turn, after a full unmeasured pass; median and p90 in ms."""
+def single_sentence_latencies(paths: dict, sentences, rounds: int, external: dict) -> dict:
+    """Each sentence through each path in turn, after a full unmeasured pass; then each `external` callable
+    (seconds per sentence of its own pass over `sentences`); `rounds` times. Median and p90 in ms."""
     for translator, options in paths.values():
         for sentence in sentences:
             translator.translate_text([sentence], options)
-    latencies = {name: [] for name in paths}
-    for sentence in sentences:
-        for name, (translator, options) in paths.items():
-            start = time.perf_counter()
-            translator.translate_text([sentence], options)
-            latencies[name].append(time.perf_counter() - start)
+    latencies = {name: [] for name in list(paths) + list(external)}
+    for _ in range(rounds):
+        for sentence in sentences:
+            for name, (translator, options) in paths.items():
+                start = time.perf_counter()
+                translator.translate_text([sentence], options)
+                latencies[name].append(time.perf_counter() - start)
+        for name, measure in external.items():
+            latencies[name] += measure(sentences)
     return {name: summarise_latencies(values) for name, values in latencies.items()}
 
 
@@ -98,16 +103,18 @@ def summarise_latencies(values) -> dict:
             "p90_ms": round(1000 * values[int(0.9 * (len(values) - 1))], 2)}
 
 
-def validation_passes(paths: dict, sentences, repeats: int, peer) -> tuple:
-    """Passes over the validation set alternating between the paths and the peer; medians of `repeats` each.
-    Returns (results by name, the last outputs of our paths)."""
+def validation_passes(paths: dict, sentences, repeats: int, peer, previous_release) -> tuple:
+    """Passes over the validation set alternating between the paths, the previous release and the peer; medians
+    of `repeats` each. Returns (results by name, the last outputs of our paths)."""
     seconds = {name: [] for name in paths}
-    peer_runs, outputs = [], {}
+    peer_runs, release_runs, outputs = [], [], {}
     for _ in range(repeats):
         for name, (translator, options) in paths.items():
             start = time.perf_counter()
             outputs[name] = translator.translate_text(sentences, options)
             seconds[name].append(time.perf_counter() - start)
+        if previous_release is not None:
+            release_runs.append(previous_release())
         if peer is not None:
             peer_runs.append(peer())
     results = {}
@@ -119,6 +126,15 @@ def validation_passes(paths: dict, sentences, repeats: int, peer) -> tuple:
                          "sentences_per_s": round(len(sentences) / elapsed, 2),
                          "output_tokens_per_s": round(tokens / elapsed, 1),
                          "mean_output_tokens": round(tokens / len(sentences), 2)}
+    if release_runs:
+        elapsed = statistics.median(run["seconds"] for run in release_runs)
+        tokens = sum(len(line.split()) + 1 for line in release_runs[-1]["outputs"])
+        results["previous_release"] = {
+            "sentences": len(sentences), "seconds_median": round(elapsed, 3),
+            "seconds_all": [run["seconds"] for run in release_runs],
+            "sentences_per_s": round(len(sentences) / elapsed, 2), "output_tokens_per_s": round(tokens / elapsed, 1),
+            "tokens": "detokenised words + </s> (its translate prints text, not pieces)",
+            "mean_output_tokens": round(tokens / len(sentences), 2), "outputs": release_runs[-1]["outputs"]}
     if peer_runs:
         rates = [run["output_tokens_per_s"] for run in peer_runs]
         middle = peer_runs[rates.index(statistics.median_low(rates))]
@@ -263,6 +279,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="trained raw-text model directory")
     parser.add_argument("--single", type=int, default=100, help="sentences decoded one at a time")
+    parser.add_argument("--single-rounds", type=int, default=2, help="passes over those sentences per path")
     parser.add_argument("--repeats", type=int, default=3, help="passes over the validation set per path")
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--batch-sentences", type=int, default=32)
@@ -271,6 +288,8 @@ def main(argv=None) -> int:
     parser.add_argument("--train-rec", type=Path, default=DEFAULT_TRAIN_REC, help="training pairs for --sweep")
     parser.add_argument("--search-options", action="store_true",
                         help="BLEU with n-gram blocking and the coverage penalty instead of the comparison")
+    parser.add_argument("--previous", help="also time this commit's Translator and translate (e.g. the last "
+                        "release), exported under build/previous-release/")
     parser.add_argument("--limit", type=int, help="only the first N validation sentences (smoke runs)")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
@@ -288,8 +307,16 @@ def main(argv=None) -> int:
         return save_results(args.output or OPTIONS_PATH, document, print_search_options)
     paths = load_paths(args.model, args.beam_size, args.batch_sentences)
     peer = None if args.skip_peer else peer_runner(args.beam_size, args.batch_sentences)
-    single = single_sentence_latencies(paths, sentences[:args.single])
-    batch, outputs = validation_passes(paths, sentences, args.repeats, peer)
+    external, release = {}, None
+    if args.previous:
+        tree = previous_release.export_commit(args.previous)
+        external["previous_release"] = lambda texts: previous_release.single_sentence_seconds(
+            tree, args.model, texts, args.beam_size)
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".en", delete=False) as handle:
+            handle.write("".join(line + "\n" for line in sentences))
+        release = lambda: previous_release.translate_file(tree, args.model, Path(handle.name), args.beam_size)
+    single = single_sentence_latencies(paths, sentences[:args.single], args.single_rounds, external)
+    batch, outputs = validation_passes(paths, sentences, args.repeats, peer, release)
     shortlist_translator = paths["shortlist"][0]
     coverage = shortlist_translator.shortlist.coverage(source_ids(shortlist_translator, sentences),
                                                        [t.target_ids for t in outputs["full"]])
@@ -308,6 +335,15 @@ def main(argv=None) -> int:
         "shortlist_coverage_of_full_output": round(coverage, 5),
         "full_outputs_differing_from_previous": differing(outputs["full"], outputs["previous"]),
     }
+    if "previous_release" in batch:
+        release_text = batch["previous_release"].pop("outputs")
+        results["previous_release"]["bleu"] = round(sacrebleu.corpus_bleu(release_text, [references]).score, 2)
+        summary["full_outputs_differing_from_previous_release"] = sum(
+            a.text != b for a, b in zip(outputs["full"], release_text))
+        summary["single_sentence_speedup_vs_previous_release"] = round(
+            results["previous_release"]["single_sentence"]["median_ms"] / new["single_sentence"]["median_ms"], 2)
+        summary["validation_speedup_vs_previous_release"] = round(
+            new["validation_set"]["sentences_per_s"] / batch["previous_release"]["sentences_per_s"], 2)
     if "onmt_translate" in batch:
         summary["output_tokens_per_s_vs_onmt"] = round(new["validation_set"]["output_tokens_per_s"]
                                                        / batch["onmt_translate"]["output_tokens_per_s"], 2)

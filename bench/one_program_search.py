@@ -9,32 +9,16 @@ decoder step and the selection are a single program (`FusedBeamStep`); any other
 `decode_step` gets the model's step, then the selection program.
 """
 
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock
 
 from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.inference.search import Hypothesis, backtrack, length_penalty
 
 _NEG_INF = -1e30
-
-
-@dataclass
-class Hypothesis:
-    """One decoded sentence. token_ids exclude </s>; attention `(len(token_ids), src_len)` or None."""
-
-    token_ids: List[int]
-    score: float
-    attention: Optional[np.ndarray]
-
-
-def length_penalty(length: np.ndarray, alpha: float, beta: float) -> np.ndarray:
-    """((beta + length) / (beta + 1)) ** alpha; 1 when alpha is 0."""
-    if alpha == 0.0:
-        return np.ones_like(length, dtype=np.float64)
-    return ((beta + length) / (beta + 1.0)) ** alpha
 
 
 class BeamSelect(HybridBlock):
@@ -175,22 +159,3 @@ def greedy_search(model, source, source_length, max_output_lengths, return_atten
     """Arg-max decoding; the same as `beam_search` with beam size 1 and no length penalty."""
     return beam_search(model, source, source_length, max_output_lengths, beam_size=1, alpha=0.0,
                        return_attention=return_attention)
-
-
-def backtrack(row: int, tokens_per_step, pointers_per_step, attention_per_step, score: float) -> Hypothesis:
-    """Follow the back-pointers from `row` of the last step. tokens/pointers `(steps, rows)`, attention
-    `(steps, rows, src_len)` or None."""
-    token_ids, attention_rows = [], []
-    for step in range(len(tokens_per_step) - 1, -1, -1):
-        token_ids.append(int(tokens_per_step[step][row]))
-        if attention_per_step is not None:
-            attention_rows.append(attention_per_step[step][row])
-        row = int(pointers_per_step[step][row])
-    token_ids.reverse()
-    attention_rows.reverse()
-    keep = [i for i, t in enumerate(token_ids) if t not in (PAD_ID, EOS_ID)]
-    if attention_per_step is None:
-        return Hypothesis([token_ids[i] for i in keep], score, None)
-    attention = np.stack([attention_rows[i] for i in keep]) if keep \
-        else np.zeros((0, attention_per_step[0].shape[1]), dtype=np.float32)
-    return Hypothesis([token_ids[i] for i in keep], score, attention)

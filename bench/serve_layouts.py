@@ -6,8 +6,8 @@ layouts in turn (`--repeats` rounds, each layout and client count once a round),
 elsewhere falls on all of them alike; medians over the rounds. Idle servers use no CPU. The first layout is
 what `serve` does unset (the product's defaults); the others set what they name.
 
-`--previous COMMIT` adds the endpoint as it was at that commit (its `container/serve`, exported with
-`git archive` under build/), with its own defaults: today's figures in the same run.
+`--previous COMMIT` adds the endpoint as it was at that commit (its `container/serve`, see
+bench.previous_release), with its own defaults: today's figures in the same run.
 
 Usage: python -m bench.serve_layouts --model DIR [--duration-s 10] [--repeats 3] [--previous COMMIT]
 Results: bench/results/serve-layouts.json and a table (the README's serving section quotes it).
@@ -16,7 +16,6 @@ Results: bench/results/serve-layouts.json and a table (the README's serving sect
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 from contextlib import ExitStack
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.previous_release import export_commit  # noqa: E402
 from bench.results_io import relative, save_results  # noqa: E402
 from bench.serve_load import run_load  # noqa: E402
 from bench.serve_process import ServeProcess  # noqa: E402
@@ -71,7 +71,7 @@ def print_table(document: dict) -> None:
     for name, layout in document["layouts"].items():
         for clients, level in layout["levels"].items():
             print(f"{name:<48} {clients:>7} {level['requests_per_s']:>7.2f} {level['p50_ms']:>7.0f} "
-                  f"{level['p99_ms']:>7.0f} {level['errors']:>6} {layout.get('worker_rss_mib', '-'):>8}")
+                  f"{level['p99_ms']:>7.0f} {level['errors']:>6} {max(layout.get('worker_rss_mib') or [0]):>8}")
 
 
 def worker_rss_mib(server) -> list:
@@ -86,16 +86,6 @@ def worker_rss_mib(server) -> list:
         except OSError:
             continue
     return sizes
-
-
-def export_commit(commit: str) -> Path:
-    """The tree of `commit` under build/ (git archive; reused when present)."""
-    target = WORK_DIR / f"code-{commit}"
-    if not (target / "container" / "serve").exists():
-        target.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", commit], cwd=REPO_ROOT, check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
 
 
 def main(argv=None) -> int:
@@ -117,6 +107,7 @@ def main(argv=None) -> int:
         name = f"previous release ({args.previous}), its defaults"
         chosen[name] = {}
         scripts[name] = export_commit(args.previous) / "container" / "serve"
+        # (the earlier tree lies under build/previous-release/, see bench.previous_release)
     texts = sentences()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     runs = {name: {clients: [] for clients in CLIENTS} for name in chosen}

@@ -11,6 +11,19 @@ from mxnet.gluon import HybridBlock
 GATES = {"lstm": 4, "gru": 3}
 
 
+def declare_rnn_parameters(block: HybridBlock, prefix: str, cell_type: str, num_hidden: int, input_size: int):
+    """Give `block` one layer's parameters, `<prefix>i2h_weight` `(gates * hidden, input_size)`,
+    `<prefix>h2h_weight` `(gates * hidden, hidden)`, `<prefix>i2h_bias` and `<prefix>h2h_bias` `(gates * hidden,)`
+    (biases start at zero), as attributes of the same names."""
+    width = GATES[cell_type] * num_hidden
+    shapes = {"i2h_weight": (width, input_size), "h2h_weight": (width, num_hidden), "i2h_bias": (width,),
+              "h2h_bias": (width,)}
+    with block.name_scope():
+        for name, shape in shapes.items():
+            init = "zeros" if name.endswith("bias") else None
+            setattr(block, prefix + name, block.params.get(prefix + name, shape=shape, init=init))
+
+
 def flat_rnn_parameters(F, i2h_weight, h2h_weight, i2h_bias, h2h_bias, **out):
     """The fused RNN operator's flat parameter layout of one uni-directional layer: weights, then biases.
     `out=` writes into an existing array (imperative calls)."""
@@ -35,12 +48,7 @@ class RecurrentCell(HybridBlock):
         super().__init__(**kwargs)
         self._cell_type = cell_type
         self._num_hidden = num_hidden
-        width = GATES[cell_type] * num_hidden
-        with self.name_scope():
-            self.i2h_weight = self.params.get("i2h_weight", shape=(width, input_size))
-            self.h2h_weight = self.params.get("h2h_weight", shape=(width, num_hidden))
-            self.i2h_bias = self.params.get("i2h_bias", shape=(width,), init="zeros")
-            self.h2h_bias = self.params.get("h2h_bias", shape=(width,), init="zeros")
+        declare_rnn_parameters(self, "", cell_type, num_hidden, input_size)
 
     @property
     def num_states(self) -> int:

@@ -12,7 +12,7 @@ from typing import Dict
 import mxnet as mx
 from mxnet.gluon import HybridBlock
 
-from .rnn_cell import GATES, flat_rnn_parameters
+from .rnn_cell import declare_rnn_parameters, flat_rnn_parameters
 
 
 class FusedRNNLayer(HybridBlock):
@@ -24,12 +24,7 @@ class FusedRNNLayer(HybridBlock):
         super().__init__(**kwargs)
         self._cell_type = cell_type
         self._num_hidden = num_hidden
-        width = GATES[cell_type] * num_hidden
-        with self.name_scope():
-            self.l0_i2h_weight = self.params.get("l0_i2h_weight", shape=(width, input_size))
-            self.l0_h2h_weight = self.params.get("l0_h2h_weight", shape=(width, num_hidden))
-            self.l0_i2h_bias = self.params.get("l0_i2h_bias", shape=(width,), init="zeros")
-            self.l0_h2h_bias = self.params.get("l0_h2h_bias", shape=(width,), init="zeros")
+        declare_rnn_parameters(self, "l0_", cell_type, num_hidden, input_size)      # Gluon's rnn layer names
         self._buffers: Dict[mx.Context, mx.nd.NDArray] = {}
 
     def hybrid_forward(self, F, inputs, flat=None, *, l0_i2h_weight, l0_h2h_weight, l0_i2h_bias, l0_h2h_bias):

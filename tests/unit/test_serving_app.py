@@ -72,6 +72,18 @@ def test_json_configuration_options_reach_the_translator(client, translator):
     assert (options.length_penalty_alpha, options.length_penalty_beta, options.attention_matrix) == (0.5, 0.2, False)
 
 
+def test_search_options_of_a_request_reach_the_translator_and_bad_ones_are_400(client, translator):
+    body = {"instances": [{"data": "ein hund"}],
+            "configuration": {"shortlist": "false", "block_ngram_repeat": 3, "coverage_penalty": "0.4"}}
+    assert post(client, body).status_code == 200
+    options = translator.calls[-1][1]
+    assert (options.shortlist, options.block_ngram_repeat, options.coverage_penalty) == (False, 3, 0.4)
+    for key, value in (("block_ngram_repeat", -1), ("coverage_penalty", 11), ("shortlist", "maybe")):
+        response = post(client, {"instances": [{"data": "ein hund"}], "configuration": {key: value}})
+        assert response.status_code == 400
+        assert f"configuration.{key}" in response.get_json()["error"]
+
+
 def test_per_instance_configuration_overrides_the_shared_one(client, translator):
     body = {"instances": [{"data": "ein hund"}, {"data": "ein hund", "configuration": {"beam_size": 1}},
                           {"data": "a dog"}],

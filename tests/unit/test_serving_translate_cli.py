@@ -65,3 +65,14 @@ def test_missing_model_and_bad_options_exit_1_with_a_message(tmp_path, capsys):
 def test_beam_size_below_one_is_rejected(model_dir, capsys):
     assert translate.main(["--model", str(model_dir), "--beam-size", "0", "--input", "/dev/null"]) == 1
     assert "--beam-size must be at least 1" in capsys.readouterr().err
+
+
+def test_search_flags_reach_the_options_and_negative_values_are_rejected(model_dir, capsys):
+    translator = Translator.load(str(model_dir))
+    args = translate.parse_args(["--model", str(model_dir), "--no-shortlist", "--block-ngram-repeat", "2",
+                                 "--coverage-penalty", "0.3"])
+    options = translate.decode_options(translator, args)
+    assert (options.shortlist, options.block_ngram_repeat, options.coverage_penalty) == (False, 2, 0.3)
+    assert translate.decode_options(translator, translate.parse_args(["--model", str(model_dir)])).shortlist
+    assert translate.main(["--model", str(model_dir), "--block-ngram-repeat", "-1", "--input", "/dev/null"]) == 1
+    assert "--block-ngram-repeat must be at least 0" in capsys.readouterr().err
