@@ -48,3 +48,26 @@ def repo_root() -> str:
 def pytest_configure(config):
     # Each model program uses part of the shared parameters; Gluon warns about the rest on every build.
     config.addinivalue_line("filterwarnings", "ignore:.*is not used by any computation.*:UserWarning")
+
+
+@pytest.fixture
+def in_process(monkeypatch):
+    """Run the training job's entry point (train_job.main) in this process on a SageMaker tree: `run(base,
+    stop_at=None)`; `stop_at` stops it after that update as SIGTERM does (StopTraining from the update hook).
+    The SIGTERM handler the job installs is put back afterwards."""
+    import signal
+
+    from seq2seq import train_job
+    from seq2seq.training.trainer import StopTraining, TrainingHooks
+
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def run(base, stop_at=None):
+        monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
+
+        def stop_after(state):
+            if state.num_updates == stop_at:
+                raise StopTraining
+        return train_job.main(hooks=TrainingHooks(on_update=stop_after))
+    yield run
+    signal.signal(signal.SIGTERM, previous)

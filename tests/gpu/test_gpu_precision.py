@@ -6,7 +6,6 @@ The CPU tests of the same arithmetic, with a stubbed loss scale, are tests/unit/
 """
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -14,11 +13,9 @@ import textwrap
 import mxnet as mx
 import pytest
 
-import seq2seq.train_job as train_job
 from demo.server_process import ServerProcess
 from seq2seq import client
 from seq2seq.inference.translator import DecodeOptions, Translator
-from seq2seq.training.trainer import StopTraining, TrainingHooks
 from tests.gpu.gpu_helpers import GPU_MARKS, gpu_count
 from tests.gpu.test_gpu_train_job import SGD, run_job, validation
 from tests.integration.test_resume import assert_same_training, make_tree, state_of
@@ -106,19 +103,6 @@ def test_fp16_scheduled_sampling_feeds_exact_ids_above_2048(target):
 
 # ----- 2 GPUs: uneven last batch, exact resume -----
 
-@pytest.fixture
-def in_process(monkeypatch):
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def run(base, stop_at=None):
-        monkeypatch.setenv("SAGEMAKER_BASE_DIR", base)
-
-        def stop_after(state):
-            if state.num_updates == stop_at:
-                raise StopTraining
-        return train_job.main(hooks=TrainingHooks(on_update=stop_after))
-    yield run
-    signal.signal(signal.SIGTERM, previous)
 
 
 @two_gpus

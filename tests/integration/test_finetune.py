@@ -19,7 +19,6 @@ from seq2seq.data.vocab import Vocabulary
 from seq2seq.hyperparameters import parse_hyperparameters
 from seq2seq.model_dir import load_model
 from seq2seq.training.loss import MaskedCrossEntropy
-from seq2seq.training.trainer import StopTraining, TrainingHooks
 from tests.sagemaker_tree import TINY_MODEL, copy_task_pairs, read_failure, write_tree
 
 pytestmark = pytest.mark.slow
@@ -29,19 +28,9 @@ BASE = dict(TINY_MODEL, bleu_sample_size=0, seed=5, checkpoint_frequency_num_bat
 
 
 @pytest.fixture
-def job(monkeypatch):
+def job(in_process):
     """Run train_job.main in this process on a tree; `stop_at` stops it (as SIGTERM does) after that update."""
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def run(base, stop_at=None):
-        monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
-
-        def stop_after(state):
-            if state.num_updates == stop_at:
-                raise StopTraining
-        return train_job.main(hooks=TrainingHooks(on_update=stop_after))
-    yield run
-    signal.signal(signal.SIGTERM, previous)
+    return in_process
 
 
 def make_tree(base, hyperparameters, seed=1, reverse=False, num_train=200):

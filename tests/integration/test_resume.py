@@ -12,8 +12,6 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-import seq2seq.train_job as train_job
-from seq2seq.training.trainer import StopTraining, TrainingHooks
 from tests.sagemaker_tree import (TINY_MODEL, copy_task_pairs, read_failure, run_train_job, start_train_job,
                                   wait_for_file, write_tree)
 
@@ -61,19 +59,6 @@ def assert_same_training(resumed_base, reference_base):
 
 # ----- in-process: a stop requested at a chosen update, as the SIGTERM handler requests it (request_stop) -----
 
-@pytest.fixture
-def in_process(monkeypatch):
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def run(base, stop_at=None):
-        monkeypatch.setenv("SAGEMAKER_BASE_DIR", base)
-
-        def stop_after(state):
-            if state.num_updates == stop_at:
-                raise StopTraining
-        return train_job.main(hooks=TrainingHooks(on_update=stop_after))
-    yield run
-    signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(scope="module")
