@@ -37,13 +37,16 @@ from seq2seq.inference.translator import DecodeOptions, Translator  # noqa: E402
 from seq2seq.shared_data import shared_data_dir  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "bench" / "results"
+TRACE_PATH = REPO_ROOT / "build" / "bench" / "profile-decode-trace.json"   # MXNet's own trace (not kept)
 STEP_OPERATOR = "topk"
 TOP = 10
 
 
 def profile(run) -> dict:
     """Run `run()` under the aggregate profiler -> {'wall_ms', 'operators': {name: {count, total_ms}}}."""
-    mx.profiler.set_config(profile_all=True, aggregate_stats=True, filename=os.devnull)
+    # MXNet writes its trace file at exit by replacing the file: never point it at a device such as /dev/null.
+    TRACE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    mx.profiler.set_config(profile_all=True, aggregate_stats=True, filename=str(TRACE_PATH))
     mx.profiler.dumps(reset=True)
     mx.profiler.set_state("run")
     start = time.perf_counter()
