@@ -331,7 +331,7 @@ def test_model_and_embeddings_channels_must_be_file_mode(tmp_path, job, channel)
 # ----- several hosts -----
 
 def test_two_hosts_finetune_with_their_checkpointconfig_and_end_identical(tmp_path, stored_model):
-    from tests.integration.test_multihost import HOSTS, STARTUP_SECONDS, make_hosts, read, start_job, stop_all
+    from tests.integration.test_multihost import HOSTS, make_hosts, read, run_hosts
     from seq2seq.training import training_state as ts
     bases = make_hosts(tmp_path, max_num_batches=12, checkpoint_frequency_num_batches=12, bleu_sample_size=0)
     checkpoint_dirs = {}
@@ -340,13 +340,7 @@ def test_two_hosts_finetune_with_their_checkpointconfig_and_end_identical(tmp_pa
         checkpoint_dirs[host] = str(tmp_path / f"{host}-spot-checkpoints")
         with open(os.path.join(bases[host], "input", "config", "checkpointconfig.json"), "w") as stream:
             json.dump({"LocalPath": checkpoint_dirs[host], "S3Path": "s3://bucket/job/checkpoints"}, stream)
-    logs = {h: str(tmp_path / f"{h}.log") for h in HOSTS}
-    procs = [start_job(bases[h], logs[h]) for h in HOSTS]
-    try:
-        codes = [proc.wait(timeout=STARTUP_SECONDS + 180) for proc in procs]
-    finally:
-        stop_all(*procs)
-    assert codes == [0, 0], "\n".join(read(logs[h])[-3000:] for h in HOSTS)
+    logs = run_hosts(tmp_path, bases)
     saved = {}
     for host in HOSTS:
         assert "parameters loaded from the model channel" in read(logs[host])

@@ -62,6 +62,18 @@ def stop_all(*procs):
         proc.wait()
 
 
+def run_hosts(tmp_path, bases) -> dict:
+    """Run the job on every host at once and wait; both must succeed. Returns each host's log path."""
+    logs = {h: str(tmp_path / f"{h}.log") for h in HOSTS}
+    procs = [start_job(bases[h], logs[h]) for h in HOSTS]
+    try:
+        codes = [proc.wait(timeout=STARTUP_SECONDS + 180) for proc in procs]
+    finally:
+        stop_all(*procs)
+    assert codes == [0, 0], "\n".join(read(logs[h])[-3000:] for h in HOSTS)
+    return logs
+
+
 def read(path):
     with open(path, encoding="utf-8") as stream:
         return stream.read()
@@ -105,13 +117,7 @@ def wait_for_log(log_path, pattern, seconds, procs):
 
 def test_two_hosts_end_with_identical_parameters_and_only_host_0_writes_the_model(tmp_path):
     bases = make_hosts(tmp_path, max_num_batches=24, checkpoint_frequency_num_batches=12)
-    logs = {h: str(tmp_path / f"{h}.log") for h in HOSTS}
-    procs = [start_job(bases[h], logs[h]) for h in HOSTS]
-    try:
-        codes = [proc.wait(timeout=STARTUP_SECONDS + 180) for proc in procs]
-    finally:
-        stop_all(*procs)
-    assert codes == [0, 0], "\n".join(read(logs[h])[-3000:] for h in HOSTS)
+    logs = run_hosts(tmp_path, bases)
     first_update, first = final_checkpoint(bases["algo-1"])
     second_update, second = final_checkpoint(bases["algo-2"])
     assert first_update == second_update == 24     # saved after the last update: the final parameters
