@@ -16,7 +16,7 @@ import numpy as np
 from mxnet.gluon import HybridBlock
 
 from seq2seq.constants import BOS_ID, EOS_ID, PAD_ID
-from seq2seq.inference.search import Hypothesis, backtrack, length_penalty
+from seq2seq.inference.search import Hypothesis, SearchOptions, backtrack, length_penalty
 
 _NEG_INF = -1e30
 
@@ -116,11 +116,14 @@ def _step_function(model, beam_size: int):
 
 
 def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_output_lengths: np.ndarray,
-                beam_size: int = 5, alpha: float = 1.0, beta: float = 0.0,
-                return_attention: bool = False) -> List[Hypothesis]:
+                beam_size: int = 5, alpha: float = 1.0, beta: float = 0.0, return_attention: bool = False,
+                candidate_ids=None, options: SearchOptions = SearchOptions()) -> List[Hypothesis]:
     """Decode a batch. source `(batch, src_len)`, source_length `(batch,)`, max_output_lengths `(batch,)` ints
     (</s> included). Scores are summed log-probabilities divided by the length penalty of the output length
-    (</s> included). beam_size 1 is exactly greedy search."""
+    (</s> included). beam_size 1 is exactly greedy search. The current search's signature; it has neither a
+    shortlist (`candidate_ids`) nor search options, and refuses them."""
+    if candidate_ids is not None or options != SearchOptions():
+        raise ValueError("the previous search scores the whole vocabulary and has no search options")
     ctx = source.context
     batch, k = source.shape[0], beam_size
     rows = batch * k

@@ -135,17 +135,12 @@ class Translator:
         for row, source in enumerate(sources):
             padded[row, :len(source)] = source
         max_lengths = np.array([max_output_length(self.model.config, n, options.max_output_length) for n in lengths])
-        extra = {}
-        if options.search_options != SearchOptions():
-            extra["options"] = options.search_options
-        if options.shortlist and self.shortlist is not None:
-            candidate_ids = self.shortlist.candidates(sources)
-            if candidate_ids is not None:
-                extra["candidate_ids"] = candidate_ids
+        candidate_ids = self.shortlist.candidates(sources) \
+            if options.shortlist and self.shortlist is not None else None
         hypotheses = self.search(self.model, mx.nd.array(padded, ctx=self.context),
                                  mx.nd.array(lengths, ctx=self.context), max_lengths, options.beam_size,
                                  options.length_penalty_alpha, options.length_penalty_beta,
-                                 options.attention_matrix, **extra)
+                                 options.attention_matrix, candidate_ids, options.search_options)
         translations = []
         for hypothesis, length in zip(hypotheses, lengths):
             attention = hypothesis.attention[:, :length] if hypothesis.attention is not None else None
