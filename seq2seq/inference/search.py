@@ -142,8 +142,9 @@ class _Exclusions:
                 self.candidate_ids = np.arange(size)
             self._base = np.zeros((1, size), dtype=np.float32)
             self._base[0, (self.candidate_ids == PAD_ID) | (self.candidate_ids == BOS_ID)] = _NEG_INF
-            self._position_of = {int(t): p for p, t in enumerate(self.candidate_ids)}
         if self._blocker is not None:
+            if self._position_of is None:
+                self._position_of = {int(t): p for p, t in enumerate(self.candidate_ids)}
             return mx.nd.array(self._blocker.exclusion(self._base, self._position_of, rows), ctx=self._ctx)
         if self._array is None:
             self._array = mx.nd.array(self._base, ctx=self._ctx)
@@ -224,7 +225,6 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
     lengths = np.zeros(rows, dtype=np.int64)
     blocker = _NgramBlocker(options.block_ngram_repeat, rows) if options.block_ngram_repeat > 0 else None
     exclusions = _Exclusions(candidate_ids, blocker, ctx)
-    source_lengths = np.repeat(source_length.asnumpy().astype(np.int64), k)
     coverage = np.zeros((rows, source.shape[1]), dtype=np.float32) if options.coverage_penalty > 0 else None
     keep_attention = return_attention or coverage is not None
     tokens_per_step, pointers_per_step, attention_per_step = [], [], []
@@ -290,6 +290,7 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
         previous = emitted[active_rows].astype(np.float32)
     final_scores = scores / length_penalty(lengths, alpha, beta)
     if coverage is not None:
+        source_lengths = np.repeat(source_length.asnumpy().astype(np.int64), k)
         valid = np.arange(coverage.shape[1])[None, :] < source_lengths[:, None]
         final_scores = final_scores + options.coverage_penalty * np.where(
             valid, np.log(np.minimum(np.maximum(coverage, 1e-30), 1.0)), 0.0).sum(axis=1)
