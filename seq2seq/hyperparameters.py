@@ -26,7 +26,9 @@ COMPAT = "compat"  # Amazon's name, accepted and validated, without effect here 
 DEVICES_PATTERN = r"auto|cpu|cpu:[1-9][0-9]*|gpu:[0-9]+(,[0-9]+)*"
 RESERVED_PREFIX = "sagemaker_"
 RESERVED_KEYS = ("_tuning_objective_metric", "_ps_port", "_ps_verbose")
-ALIASES = {"_ps_port": "ps_port"}
+# Other names accepted for a hyperparameter: SageMaker's `_ps_port`, and `epochs`, the name from which
+# SageMaker's Hyperband tuning strategy reads a training job's epoch budget.
+ALIASES = {"_ps_port": "ps_port", "epochs": "max_num_epochs"}
 
 _DROPOUT = Float(0.0, 1.0, high_open=True)
 _POSITIVE = Int(1)
@@ -56,16 +58,27 @@ def even_hidden_problems(values) -> list:
 
 def weight_tying_problems(values) -> list:
     """Tied output and target embedding matrices need the same width."""
-    if values["weight_tying"] and values["num_embed_target"] != values["rnn_num_hidden"]:
+    if (values["weight_tying"] and values.get("weight_tying_type", "trg_softmax").endswith("softmax")
+            and values["num_embed_target"] != values["rnn_num_hidden"]):
         return [f"hyperparameter 'weight_tying' = true needs num_embed_target ({values['num_embed_target']}) "
                 f"equal to rnn_num_hidden ({values['rnn_num_hidden']})"]
+    return []
+
+
+def tying_type_problems(values) -> list:
+    """Source and target embeddings can share one matrix only when they have the same width."""
+    if (values["weight_tying"] and values["weight_tying_type"].startswith("src_trg")
+            and values["num_embed_source"] != values["num_embed_target"]):
+        return [f"hyperparameter 'weight_tying_type' = \"{values['weight_tying_type']}\" needs num_embed_source "
+                f"({values['num_embed_source']}) equal to num_embed_target ({values['num_embed_target']})"]
     return []
 
 
 # Checks between architecture options: run by parse_hyperparameters and by ModelConfig (a loaded config.json).
 MODEL_CHECKS = (
     (("rnn_num_hidden",), even_hidden_problems),
-    (("weight_tying", "num_embed_target", "rnn_num_hidden"), weight_tying_problems),
+    (("weight_tying", "weight_tying_type", "num_embed_target", "rnn_num_hidden"), weight_tying_problems),
+    (("weight_tying", "weight_tying_type", "num_embed_source", "num_embed_target"), tying_type_problems),
 )
 
 
@@ -102,8 +115,9 @@ class Hyperparameters:
     learning_rate: float = _hp(0.0003, Float(0.0, low_open=True), "Initial learning rate.")
     loss_type: str = _hp("cross-entropy", Choice("cross-entropy"), "Training loss.")
     lr_scheduler_type: str = _hp(
-        "plateau_reduce", Choice("plateau_reduce", "fixed_rate_inv_t", "fixed_rate_inv_sqrt_t"),
-        "Learning-rate schedule.")
+        "plateau_reduce", Choice("plateau_reduce", "fixed_rate_inv_t", "fixed_rate_inv_sqrt_t", "linear_decay"),
+        "Learning-rate schedule; linear_decay falls linearly from learning_rate after warm-up to zero at "
+        "max_num_batches.")
     max_num_batches: int = _hp(
         -1, Int(-1, exclude=(0,), allowed="-1 (no limit) or integer >= 1"),
         "Maximum number of updates; -1 = no limit.")
@@ -121,7 +135,7 @@ class Hyperparameters:
     optimized_metric: str = _hp(
         "perplexity", Choice("perplexity", "accuracy", "bleu"),
         "Validation metric for early stopping and the choice of the best checkpoint.")
-    optimizer_type: str = _hp("adam", Choice("adam", "sgd", "rmsprop"), "Optimizer.")
+    optimizer_type: str = _hp("adam", Choice("adam", "sgd", "rmsprop", "adadelta"), "Optimizer.")
     plateau_reduce_lr_factor: float = _hp(
         0.5, Float(0.0, 1.0, low_open=True, high_open=True), "Learning-rate multiplier on a plateau.")
     plateau_reduce_lr_threshold: int = _hp(
@@ -147,7 +161,8 @@ class Hyperparameters:
                                "reports validation perplexity and accuracy; optimized_metric picks the best).")
     weight_decay: float = _hp(0.0, Float(0.0), "L2 weight decay.")
     weight_init_scale: float = _hp(2.34, Float(0.0, low_open=True), "Scale of the xavier or uniform init.")
-    weight_init_type: str = _hp("xavier", Choice("xavier", "uniform"), "Weight initializer.")
+    weight_init_type: str = _hp("xavier", Choice("xavier", "uniform", "gaussian"),
+                                "Weight initializer; gaussian = zero-mean normal with weight_init_sigma (biases zero).")
     xavier_factor_type: str = _hp("in", Choice("in", "out", "avg"), "Xavier fan: in, out or their average.")
 
     # --- ours ---
@@ -190,6 +205,41 @@ class Hyperparameters:
         "training pairs) are scored, with the frequent ones; 0 = no shortlist, the whole vocabulary.", OURS)
     shortlist_frequent: int = _hp(
         300, Int(0), "Decoding shortlist: the N most frequent target tokens are always scored.", OURS)
+    adam_beta1: float = _hp(0.9, Float(0.0, 1.0, high_open=True), "Adam's beta1.", OURS)
+    adam_beta2: float = _hp(0.999, Float(0.0, 1.0, high_open=True), "Adam's beta2.", OURS)
+    adam_epsilon: float = _hp(1e-8, Float(0.0, low_open=True), "Adam's epsilon.", OURS)
+    adadelta_rho: float = _hp(0.95, Float(0.0, 1.0, low_open=True, high_open=True), "Adadelta's rho.", OURS)
+    adadelta_epsilon: float = _hp(1e-6, Float(0.0, low_open=True), "Adadelta's epsilon.", OURS)
+    weight_init_sigma: float = _hp(
+        0.01, Float(0.0, low_open=True), "Standard deviation of weight_init_type = gaussian.", OURS)
+    rnn_h2h_init: str = _hp(
+        "default", Choice("default", "orthogonal"),
+        "Recurrent (hidden-to-hidden) weights: default = weight_init_type; orthogonal = a random orthogonal "
+        "matrix per gate.", OURS)
+    layer_normalization: bool = _hp(
+        False, Bool(), "Layer-normalised LSTM/GRU cells in encoder and decoder (slower: no fused RNN operator).",
+        OURS, model=True)
+    weight_tying_type: str = _hp(
+        "trg_softmax", Choice("trg_softmax", "src_trg", "src_trg_softmax"),
+        "With weight_tying: what shares one matrix: trg_softmax = target embeddings and output layer; src_trg = "
+        "source and target embeddings (one vocabulary, prepare --joint-vocab); src_trg_softmax = all three.",
+        OURS, model=True)
+    curriculum: str = _hp(
+        "none", Choice("none", "length"),
+        "length = train on the buckets of short sentences first (see curriculum_short_length), then on all.", OURS)
+    curriculum_short_length: int = _hp(
+        20, _POSITIVE, "Curriculum: the longest source and target (tokens) of the first phase.", OURS)
+    curriculum_fraction: float = _hp(
+        0.9, Float(0.0, 1.0, low_open=True, high_open=True),
+        "Curriculum: share of max_num_batches spent in the first phase (unless curriculum_num_epochs is set).", OURS)
+    curriculum_num_epochs: Optional[int] = _hp(
+        None, Maybe(_POSITIVE), "Curriculum: epochs of the first phase, instead of curriculum_fraction.", OURS)
+    average_checkpoints: int = _hp(
+        0, Int(0), "Export the average of the parameters of the last N checkpoints (Sockeye's average); 0 or 1 = "
+        "the best checkpoint as it is.", OURS)
+    tensorboard: bool = _hp(
+        True, Bool(), "Write TensorBoard event files (host 0) to tensorboardoutputconfig.json's LocalPath, else "
+        "/opt/ml/output/tensorboard.", OURS)
 
     # Reserved keys (sagemaker_*, _tuning_objective_metric, ...) as given; not hyperparameters.
     reserved: dict = field(default_factory=dict, compare=False, repr=False)
@@ -263,6 +313,21 @@ def _check_momentum(v):
     return []
 
 
+def _check_schedule_length(v):
+    """linear_decay and the fractional curriculum are defined by the total number of updates."""
+    errors = []
+    if v["lr_scheduler_type"] == "linear_decay" and v["max_num_batches"] <= 0:
+        errors.append("hyperparameter 'lr_scheduler_type' = \"linear_decay\" needs max_num_batches >= 1 "
+                      "(the update at which the rate reaches zero; max_num_batches is -1)")
+    if v["curriculum"] == "length" and v["curriculum_num_epochs"] is None and v["max_num_batches"] <= 0:
+        errors.append("hyperparameter 'curriculum' = \"length\" needs curriculum_num_epochs or max_num_batches >= 1 "
+                      "(curriculum_fraction is a share of max_num_batches, which is -1)")
+    if v["lr_scheduler_type"] == "linear_decay" and v["warmup_num_batches"] >= v["max_num_batches"] > 0:
+        errors.append(f"hyperparameter 'warmup_num_batches' = {v['warmup_num_batches']}: must be below "
+                      f"max_num_batches ({v['max_num_batches']}) with lr_scheduler_type = \"linear_decay\"")
+    return errors
+
+
 def _check_epochs(v):
     if v["max_num_epochs"] is not None and v["min_num_epochs"] > v["max_num_epochs"]:
         return [f"{_describe('min_num_epochs', v['min_num_epochs'])}: must not exceed "
@@ -291,6 +356,8 @@ _CROSS_CHECKS = (
     *MODEL_CHECKS,
     (("momentum", "optimizer_type"), _check_momentum),
     (("min_num_epochs", "max_num_epochs"), _check_epochs),
+    (("lr_scheduler_type", "max_num_batches", "curriculum", "curriculum_num_epochs", "warmup_num_batches"),
+     _check_schedule_length),
     (("optimized_metric", "bleu_sample_size"), _check_bleu),
     (("devices",), _check_gpus),
 )
@@ -351,7 +418,7 @@ def parse_hyperparameters(raw: dict, source: str = None) -> Hyperparameters:
             reserved[key] = value
         elif key in known:
             decoded[key] = decode_value(value)
-        else:
+        elif key not in ALIASES:  # an alias sets its hyperparameter in _apply_aliases
             errors.append(_unknown_key_message(key))
     _apply_aliases(raw, decoded, errors)
     given = {name: raw.get(name, raw.get(_alias_of(name))) for name in decoded}
@@ -363,7 +430,7 @@ def parse_hyperparameters(raw: dict, source: str = None) -> Hyperparameters:
 
 
 def _apply_aliases(raw: dict, decoded: dict, errors: list) -> None:
-    """SageMaker's `_ps_port` sets ps_port; giving both with different values is an error."""
+    """An alias (`_ps_port`, `epochs`) sets its hyperparameter; giving both with different values is an error."""
     for alias, name in ALIASES.items():
         if alias not in raw:
             continue

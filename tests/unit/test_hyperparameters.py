@@ -35,6 +35,10 @@ OUR_DEFAULTS = {
     "precision": "fp32", "ps_port": 8000, "peer_timeout_seconds": 60.0,
     "fixed_param_strategy": "none", "freeze_embeddings_source": False, "freeze_embeddings_target": False,
     "shortlist_k": 20, "shortlist_frequent": 300,
+    "adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8, "adadelta_rho": 0.95, "adadelta_epsilon": 1e-6,
+    "weight_init_sigma": 0.01, "rnn_h2h_init": "default", "layer_normalization": False,
+    "weight_tying_type": "trg_softmax", "curriculum": "none", "curriculum_short_length": 20,
+    "curriculum_fraction": 0.9, "curriculum_num_epochs": None, "average_checkpoints": 0, "tensorboard": True,
 }
 
 
@@ -217,7 +221,7 @@ def test_cross_field_combinations_that_are_fine():
 
 def test_cross_check_skipped_when_a_field_it_needs_is_invalid():
     error = error_of({"optimizer_type": "sgdd", "momentum": "0.9"})
-    assert error.errors == ["hyperparameter 'optimizer_type': invalid value 'sgdd'; allowed: adam, sgd, rmsprop"]
+    assert error.errors == ["hyperparameter 'optimizer_type': invalid value 'sgdd'; allowed: adam, sgd, rmsprop, adadelta"]
 
 
 def test_all_errors_reported_together():
@@ -260,6 +264,30 @@ def test_ps_port_alias():
     message = str(error_of({"_ps_port": "9001", "ps_port": "9002"}))
     assert "'ps_port'" in message and "'_ps_port'" in message
     assert "hyperparameter 'ps_port': invalid value 'x'" in str(error_of({"_ps_port": "x"}))
+
+
+def test_epochs_alias_sets_max_num_epochs():
+    assert parse_hyperparameters({"epochs": "7"}).max_num_epochs == 7
+    assert parse_hyperparameters({"epochs": "7", "max_num_epochs": "7"}).max_num_epochs == 7
+    assert "contradicts 'epochs'" in str(error_of({"epochs": "3", "max_num_epochs": "4"}))
+
+
+@pytest.mark.parametrize("raw, fragment", [
+    ({"lr_scheduler_type": "linear_decay"}, "needs max_num_batches >= 1"),
+    ({"lr_scheduler_type": "linear_decay", "max_num_batches": "10", "warmup_num_batches": "10"},
+     "must be below max_num_batches (10)"),
+    ({"curriculum": "length"}, "needs curriculum_num_epochs or max_num_batches"),
+    ({"weight_tying": "true", "weight_tying_type": "src_trg", "num_embed_source": "128"},
+     "needs num_embed_source (128) equal to num_embed_target (512)"),
+])
+def test_schedule_and_tying_checks(raw, fragment):
+    assert fragment in str(error_of(raw))
+
+
+def test_source_target_tying_needs_no_output_width():
+    params = parse_hyperparameters({"weight_tying": "true", "weight_tying_type": "src_trg",
+                                    "num_embed_source": "256", "num_embed_target": "256"})
+    assert params.weight_tying_type == "src_trg"
 
 
 def test_non_object_input():
