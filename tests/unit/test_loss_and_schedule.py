@@ -133,6 +133,30 @@ def test_plateau_reduce_after_threshold_checkpoints_without_improvement():
     assert restored.rate(0) == pytest.approx(0.025)
 
 
+@pytest.mark.parametrize("warmup", [0, 1, 4])
+def test_linear_decay_reaches_zero_at_the_last_update(warmup):
+    hp = Hyperparameters(lr_scheduler_type="linear_decay", learning_rate=0.01, max_num_batches=20,
+                         warmup_num_batches=warmup)
+    schedule = schedule_from_hyperparameters(hp)
+    rates = [schedule.rate(t) for t in range(25)]
+    peak = max(warmup - 1, 0)
+    assert rates[peak] == pytest.approx(0.01)
+    assert rates[19] == 0.0 and rates[18] > 0.0 and rates[24] == 0.0
+    decay = np.diff(rates[peak:20])
+    np.testing.assert_allclose(decay, decay[0])  # a straight line from the peak to zero
+    assert decay[0] == pytest.approx(-0.01 / (19 - peak))
+    np.testing.assert_allclose(rates[:peak], [0.01 * (t + 1) / warmup for t in range(peak)])
+    assert not schedule.on_checkpoint(False)
+
+
+def test_linear_decay_state_round_trip_and_old_states_load():
+    schedule = LearningRateSchedule("linear_decay", base_rate=0.1, updates_per_checkpoint=5, total_updates=11)
+    assert LearningRateSchedule.from_state_dict(schedule.state_dict()).rate(5) == pytest.approx(0.05)
+    old_state = {k: v for k, v in schedule.state_dict().items() if k != "total_updates"}
+    old = LearningRateSchedule.from_state_dict(dict(old_state, kind="plateau_reduce"))
+    assert old.rate(100) == pytest.approx(0.1)
+
+
 def test_schedule_from_hyperparameters():
     hp = Hyperparameters(lr_scheduler_type="fixed_rate_inv_sqrt_t", learning_rate=0.02,
                          checkpoint_frequency_num_batches=30, fixed_rate_lr_half_life=3, warmup_num_batches=5)
