@@ -38,12 +38,13 @@ import sys
 import time
 from pathlib import Path
 
-from bench.bench_train import REFERENCE_HYPERPARAMETERS, machine_info, make_job_tree
+from bench.bench_train import machine_info, make_job_tree
 from bench.prepare_multi30k import SOURCE_LANG, TARGET_LANG, prepare
 from bench.results_io import save_results
 from seq2seq.data.subword import SUBWORD_FILES
 from seq2seq.shared_data import shared_data_dir
 from bench.sockeye_peer import exit_on_sigterm, omp_env
+import recipes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILES = {"raw": REPO_ROOT / "bench" / "results" / "quality.json",
@@ -52,18 +53,12 @@ WORK_DIRS = {"raw": REPO_ROOT / "build" / "bench" / "quality", "words": REPO_ROO
 SUBWORD_DIR = REPO_ROOT / "build" / "multi30k"
 STOP_GRACE_SECONDS = 600
 
-# The reference model plus training settings for a small corpus (29k pairs, ~453 updates an epoch).
-QUALITY_HYPERPARAMETERS = dict(
-    REFERENCE_HYPERPARAMETERS,
-    learning_rate="0.001", embed_dropout_source="0.2", embed_dropout_target="0.2",
-    rnn_decoder_hidden_dropout="0.3", label_smoothing="0.1", input_feeding="true", precision="fp32",
-    checkpoint_frequency_num_batches="500", optimized_metric="bleu", bleu_sample_size="-1",
-    checkpoint_threshold="6", plateau_reduce_lr_factor="0.5", plateau_reduce_lr_threshold="2",
-    max_num_epochs="40", log_frequency_num_batches="100", beam_size="5", seed="13",
-)
+# The README's settings for a small corpus (29k pairs, ~453 updates an epoch): recipes/multi30k-small-corpus.
+QUALITY_RECIPE = "multi30k-small-corpus"
+QUALITY_HYPERPARAMETERS = recipes.load(QUALITY_RECIPE).hyperparameters
 
 
-# The recommended recipe for the raw-text path on a corpus of this size (README, "Recommended settings").
+# The recommended recipe's vocabulary for the raw-text path (README, "Recommended settings").
 SUBWORD_KIND, SUBWORD_VOCAB_SIZE = "unigram", 8000
 
 
@@ -281,6 +276,16 @@ def print_table(result: dict) -> None:
         print(f"{len(curve)} checkpoints; last: " + ", ".join(f"{k}={v}" for k, v in curve[-1].items()))
 
 
+def recipe_prepare_arguments(recipe: "recipes.Recipe") -> list:
+    """The recipe's vocabulary choice as this benchmark's --subword options (the command line, after it, wins)."""
+    known = {"--subword", "--subword-vocab-size", "--joint-vocab"}
+    options = [item for item in recipe.prepare if item.startswith("--")]
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise SystemExit(f"recipe {recipe.name}: prepare option(s) {', '.join(unknown)} are not supported here")
+    return list(recipe.prepare)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--text", choices=("raw", "words"), default="raw",
@@ -296,15 +301,23 @@ def main(argv=None) -> int:
                                                        "raw text, build/bench/quality-words for words)")
     parser.add_argument("--fresh", action="store_true", help="discard an earlier run's checkpoints")
     parser.add_argument("--eval-only", action="store_true", help="evaluate the model already exported")
+    parser.add_argument("--recipe", choices=recipes.names(),
+                        help="train recipes/RECIPE (its hyperparameters and its vocabulary) instead of "
+                             f"{QUALITY_RECIPE}; --hp and the --subword options still override it")
     parser.add_argument("--hp", nargs="*", metavar="NAME=VALUE", help="hyperparameter overrides")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, help="results JSON (default bench/results/quality.json, "
                                                      "quality-words.json for --text words)")
     args = parser.parse_args(argv)
+    base_hyperparameters = QUALITY_HYPERPARAMETERS
+    if args.recipe:
+        recipe = recipes.load(args.recipe)
+        base_hyperparameters = recipe.hyperparameters
+        args = parser.parse_args(recipe_prepare_arguments(recipe) + list(argv if argv is not None else sys.argv[1:]))
     exit_on_sigterm()
     args.work_dir = (args.work_dir or WORK_DIRS[args.text]).resolve()
     args.output = args.output or RESULTS_FILES[args.text]
-    hyperparameters = dict(QUALITY_HYPERPARAMETERS, **parse_overrides(args.hp))
+    hyperparameters = dict(base_hyperparameters, **parse_overrides(args.hp))
     if args.text == "raw":
         print(f"Preparing raw Multi30k {SOURCE_LANG}->{TARGET_LANG} with {args.subword} subwords", flush=True)
         data = prepare_raw(args.subword, args.subword_vocab_size, args.joint_vocab)
@@ -328,7 +341,7 @@ def main(argv=None) -> int:
     model_metrics = model_dir / "metrics.json"
     result = {
         "benchmark": "quality", "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": machine_info(), "text": args.text,
+        "machine": machine_info(), "text": args.text, "recipe": args.recipe or QUALITY_RECIPE,
         "data": (f"multi30k en-de val ({args.eval_sentences or 1014}), raw cased text, {args.subword} subwords "
                  f"{args.subword_vocab_size}{' joint' if args.joint_vocab else ''}" if args.text == "raw" else
                  f"multi30k en-de val ({args.eval_sentences or 1014}), lower-cased, Moses-tokenised"),

@@ -1,4 +1,4 @@
-"""The README's generated tables: hyperparameters and metric regexes, rendered from the code.
+"""The README's generated tables: hyperparameters, metric regexes and recipes, rendered from the code and recipes/.
 
     python -m demo.readme_tables            # exit 1 and name the stale tables if README.md is out of date
     python -m demo.readme_tables --write    # rewrite them in place
@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Dict
 
+import recipes
 from seq2seq.atomic_write import write_text
 from seq2seq.hyperparameters import OURS, documentation_rows
 from seq2seq.training.metrics_log import METRIC_REGEXES
@@ -40,7 +41,26 @@ def metric_table() -> str:
     return "\n".join(lines)
 
 
-TABLES = {"hyperparameters": hyperparameter_table, "metrics": metric_table}
+# Settings every recipe shares (the reference model's sizes, the device, decoding): left out of the recipe table.
+_COMMON_RECIPE_SETTINGS = ("num_embed_source", "num_layers_encoder", "num_layers_decoder", "rnn_num_hidden",
+                           "rnn_attention_type", "devices", "beam_size", "bleu_sample_size", "seed",
+                           "log_frequency_num_batches")
+
+
+def recipe_table() -> str:
+    """One row per recipe of recipes/: its name, source, what was adapted, vocabulary and settings."""
+    lines = ["| recipe | source | adapted to this model | data | settings |", "|---|---|---|---|---|"]
+    for name in recipes.names():
+        recipe = recipes.load(name)
+        settings = ", ".join(f"`{key}={value}`" for key, value in sorted(recipe.hyperparameters.items())
+                             if key not in _COMMON_RECIPE_SETTINGS)
+        prepare = f"`prepare {' '.join(recipe.prepare)}`" if recipe.prepare else "any"
+        lines.append(f"| [`{name}`](recipes/{name}/hyperparameters.json): {_cell(recipe.title)} | "
+                     f"{_cell(recipe.source)} | {_cell(recipe.adapted)} | {prepare} | {settings} |")
+    return "\n".join(lines)
+
+
+TABLES = {"hyperparameters": hyperparameter_table, "metrics": metric_table, "recipes": recipe_table}
 
 
 def _pattern(name: str) -> "re.Pattern":

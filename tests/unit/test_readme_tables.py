@@ -1,4 +1,4 @@
-"""The README's generated tables (hyperparameters, metric regexes) match the code."""
+"""The README's generated tables (hyperparameters, metric regexes, recipes) match the code and recipes/."""
 
 import re
 
@@ -31,9 +31,20 @@ def test_metric_table_escapes_nothing_away():
         assert f"| `{name}` | `{regex}` |" in table
 
 
+def test_recipe_table_has_one_row_per_recipe_with_its_settings():
+    import recipes
+    rows = readme_tables.recipe_table().splitlines()[2:]
+    assert len(rows) == len(recipes.names())
+    for name, row in zip(recipes.names(), rows):
+        assert f"[`{name}`](recipes/{name}/hyperparameters.json)" in row
+        optimizer = recipes.load(name).hyperparameters["optimizer_type"]
+        assert f"`optimizer_type={optimizer}`" in row
+
+
 def test_render_replaces_only_between_markers_and_needs_them():
     text = ("intro\n<!-- BEGIN GENERATED: hyperparameters -->\nSTALE TEXT\n<!-- END GENERATED: hyperparameters -->\n"
-            "middle\n<!-- BEGIN GENERATED: metrics -->\n<!-- END GENERATED: metrics -->\nend\n")
+            "middle\n<!-- BEGIN GENERATED: metrics -->\n<!-- END GENERATED: metrics -->\n"
+            "<!-- BEGIN GENERATED: recipes -->\n<!-- END GENERATED: recipes -->\nend\n")
     rendered = readme_tables.render(text)
     assert rendered.startswith("intro\n") and "middle\n" in rendered and rendered.endswith("end\n")
     assert "STALE TEXT" not in rendered
