@@ -1,0 +1,72 @@
+"""Layer-normalised LSTM and GRU steps (Ba et al. 2016, in the form of Sockeye 1.x's LayerNormLSTMCell /
+LayerNormGRUCell): the input-to-hidden and hidden-to-hidden pre-activations are each layer-normalised over their
+full width (`gates * hidden`) with their own learned gain and bias, then summed; the LSTM's cell state is
+normalised again (gain and bias of width `hidden`) before the output tanh. The cell state itself is carried
+un-normalised.
+
+The fused RNN operator cannot normalise, so a layer-normalised layer always runs step by step.
+"""
+
+from mxnet.gluon import HybridBlock
+
+from .rnn_cell import GATES, declare_rnn_parameters
+
+
+def declare_layer_norm_parameters(block: HybridBlock, cell_type: str, num_hidden: int):
+    """Give `block` the gains (start at one) and biases (start at zero) of the normalisations:
+    `i2h_norm_gamma/beta` and `h2h_norm_gamma/beta` `(gates * hidden,)`, and for LSTM `c_norm_gamma/beta`
+    `(hidden,)`."""
+    width = GATES[cell_type] * num_hidden
+    widths = {"i2h_norm": width, "h2h_norm": width}
+    if cell_type == "lstm":
+        widths["c_norm"] = num_hidden
+    with block.name_scope():
+        for name, size in widths.items():
+            setattr(block, name + "_gamma", block.params.get(name + "_gamma", shape=(size,), init="ones"))
+            setattr(block, name + "_beta", block.params.get(name + "_beta", shape=(size,), init="zeros"))
+
+
+def layer_norm_step(F, cell_type: str, num_hidden: int, x, states, params, eps: float = 1e-5):
+    """One layer-normalised step. x `(batch, input_size)`, states `[h, c]` (LSTM) or `[h]` (GRU), each
+    `(batch, hidden)`; `params` maps the parameter names of `declare_rnn_parameters` and
+    `declare_layer_norm_parameters` to arrays. Returns h_next `(batch, hidden)` and the new states."""
+    width = GATES[cell_type] * num_hidden
+    h = states[0]
+    from_input = F.LayerNorm(F.FullyConnected(x, params["i2h_weight"], params["i2h_bias"], num_hidden=width),
+                             params["i2h_norm_gamma"], params["i2h_norm_beta"], axis=-1, eps=eps)
+    from_state = F.LayerNorm(F.FullyConnected(h, params["h2h_weight"], params["h2h_bias"], num_hidden=width),
+                             params["h2h_norm_gamma"], params["h2h_norm_beta"], axis=-1, eps=eps)
+    if cell_type == "lstm":
+        i, f, g, o = F.split(from_input + from_state, num_outputs=4, axis=1)
+        c_next = (F.Activation(f, act_type="sigmoid") * states[1]
+                  + F.Activation(i, act_type="sigmoid") * F.Activation(g, act_type="tanh"))
+        normalised_c = F.LayerNorm(c_next, params["c_norm_gamma"], params["c_norm_beta"], axis=-1, eps=eps)
+        h_next = F.Activation(o, act_type="sigmoid") * F.Activation(normalised_c, act_type="tanh")
+        return h_next, [h_next, c_next]
+    input_r, input_z, input_n = F.split(from_input, num_outputs=3, axis=1)
+    state_r, state_z, state_n = F.split(from_state, num_outputs=3, axis=1)
+    reset = F.Activation(input_r + state_r, act_type="sigmoid")
+    update = F.Activation(input_z + state_z, act_type="sigmoid")
+    candidate = F.Activation(input_n + reset * state_n, act_type="tanh")
+    h_next = (1 - update) * candidate + update * h
+    return h_next, [h_next]
+
+
+class LayerNormRecurrentCell(HybridBlock):
+    """One layer-normalised LSTM or GRU step: `cell(x, states)` with x `(batch, input_size)` and states a list of
+    `(batch, hidden)` arrays returns h_next `(batch, hidden)` and the new states. Parameters: those of
+    `declare_rnn_parameters` (MXNet's gate order) plus the normalisation gains and biases."""
+
+    def __init__(self, cell_type: str, num_hidden: int, input_size: int, **kwargs):
+        super().__init__(**kwargs)
+        self._cell_type = cell_type
+        self._num_hidden = num_hidden
+        declare_rnn_parameters(self, "", cell_type, num_hidden, input_size)
+        declare_layer_norm_parameters(self, cell_type, num_hidden)
+
+    @property
+    def num_states(self) -> int:
+        return 2 if self._cell_type == "lstm" else 1
+
+    def hybrid_forward(self, F, x, states, **params):
+        return layer_norm_step(F, self._cell_type, self._num_hidden, x, states, params)
