@@ -9,7 +9,7 @@ The fused RNN operator cannot normalise, so a layer-normalised layer always runs
 
 from mxnet.gluon import HybridBlock
 
-from .rnn_cell import GATES, declare_rnn_parameters
+from .rnn_cell import GATES, declare_rnn_parameters, gated_step
 
 
 def declare_layer_norm_parameters(block: HybridBlock, cell_type: str, num_hidden: int):
@@ -36,21 +36,8 @@ def layer_norm_step(F, cell_type: str, num_hidden: int, x, states, params, eps: 
                              params["i2h_norm_gamma"], params["i2h_norm_beta"], axis=-1, eps=eps)
     from_state = F.LayerNorm(F.FullyConnected(h, params["h2h_weight"], params["h2h_bias"], num_hidden=width),
                              params["h2h_norm_gamma"], params["h2h_norm_beta"], axis=-1, eps=eps)
-    if cell_type == "lstm":
-        i, f, g, o = F.split(from_input + from_state, num_outputs=4, axis=1)
-        c_next = (F.Activation(f, act_type="sigmoid") * states[1]
-                  + F.Activation(i, act_type="sigmoid") * F.Activation(g, act_type="tanh"))
-        normalised_c = F.LayerNorm(c_next, params["c_norm_gamma"], params["c_norm_beta"], axis=-1, eps=eps)
-        h_next = F.Activation(o, act_type="sigmoid") * F.Activation(normalised_c, act_type="tanh")
-        return h_next, [h_next, c_next]
-    input_r, input_z, input_n = F.split(from_input, num_outputs=3, axis=1)
-    state_r, state_z, state_n = F.split(from_state, num_outputs=3, axis=1)
-    reset = F.Activation(input_r + state_r, act_type="sigmoid")
-    update = F.Activation(input_z + state_z, act_type="sigmoid")
-    candidate = F.Activation(input_n + reset * state_n, act_type="tanh")
-    h_next = (1 - update) * candidate + update * h
-    return h_next, [h_next]
-
+    return gated_step(F, cell_type, from_input, from_state, states,
+                      lambda c: F.LayerNorm(c, params["c_norm_gamma"], params["c_norm_beta"], axis=-1, eps=eps))
 
 class LayerNormRecurrentCell(HybridBlock):
     """One layer-normalised LSTM or GRU step: `cell(x, states)` with x `(batch, input_size)` and states a list of

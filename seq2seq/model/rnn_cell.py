@@ -77,16 +77,25 @@ class RecurrentCell(HybridBlock):
         h = states[0]
         from_input = F.FullyConnected(x, i2h_weight, i2h_bias, num_hidden=width)
         from_state = F.FullyConnected(h, h2h_weight, h2h_bias, num_hidden=width)
-        if self._cell_type == "lstm":
-            i, f, g, o = F.split(from_input + from_state, num_outputs=4, axis=1)
-            c_next = (F.Activation(f, act_type="sigmoid") * states[1]
-                      + F.Activation(i, act_type="sigmoid") * F.Activation(g, act_type="tanh"))
-            h_next = F.Activation(o, act_type="sigmoid") * F.Activation(c_next, act_type="tanh")
-            return h_next, [h_next, c_next]
-        input_r, input_z, input_n = F.split(from_input, num_outputs=3, axis=1)
-        state_r, state_z, state_n = F.split(from_state, num_outputs=3, axis=1)
-        reset = F.Activation(input_r + state_r, act_type="sigmoid")
-        update = F.Activation(input_z + state_z, act_type="sigmoid")
-        candidate = F.Activation(input_n + reset * state_n, act_type="tanh")
-        h_next = (1 - update) * candidate + update * h
-        return h_next, [h_next]
+        return gated_step(F, self._cell_type, from_input, from_state, states)
+
+
+def gated_step(F, cell_type: str, from_input, from_state, states, normalise_cell=None):
+    """The LSTM or GRU gates of one step from the input's and the state's pre-activations, each
+    `(batch, gates * hidden)` in MXNet's gate order; states `[h, c]` or `[h]` `(batch, hidden)`.
+    `normalise_cell`: applied to the LSTM cell state before the output tanh (layer normalisation), or None.
+    Returns h_next `(batch, hidden)` and the new states."""
+    if cell_type == "lstm":
+        i, f, g, o = F.split(from_input + from_state, num_outputs=4, axis=1)
+        c_next = (F.Activation(f, act_type="sigmoid") * states[1]
+                  + F.Activation(i, act_type="sigmoid") * F.Activation(g, act_type="tanh"))
+        shown = c_next if normalise_cell is None else normalise_cell(c_next)
+        h_next = F.Activation(o, act_type="sigmoid") * F.Activation(shown, act_type="tanh")
+        return h_next, [h_next, c_next]
+    input_r, input_z, input_n = F.split(from_input, num_outputs=3, axis=1)
+    state_r, state_z, state_n = F.split(from_state, num_outputs=3, axis=1)
+    reset = F.Activation(input_r + state_r, act_type="sigmoid")
+    update = F.Activation(input_z + state_z, act_type="sigmoid")
+    candidate = F.Activation(input_n + reset * state_n, act_type="tanh")
+    h_next = (1 - update) * candidate + update * states[0]
+    return h_next, [h_next]
