@@ -65,7 +65,7 @@ class Decoder(HybridBlock):
             with self.cells.name_scope():
                 for i in range(config.num_layers_decoder):
                     self.cells.add(RecurrentCell(config.rnn_cell_type, hidden, self._layer_input_size(i),
-                                                 prefix=f"l{i}_"))
+                                                 config.layer_normalization, prefix=f"l{i}_"))
             self.attention = Attention(config.rnn_attention_type, config.attention_num_hidden, hidden, prefix="att_")
             self.attention_hidden = nn.Dense(hidden, activation="tanh", flatten=False, in_units=2 * hidden,
                                              prefix="att_hidden_")

@@ -5,6 +5,7 @@ from typing import List
 from mxnet.gluon import HybridBlock, nn
 
 from .config import ModelConfig
+from .layer_norm_cell import LayerNormRNNLayer
 from .rnn_layers import FusedRNNLayer, fused_rnn_layer
 
 
@@ -23,17 +24,22 @@ class Encoder(HybridBlock):
         with self.name_scope():
             self.embedding = nn.Embedding(config.source_vocab_size, config.num_embed_source, prefix="embed_")
             self.embed_dropout = nn.Dropout(config.embed_dropout_source)
-            self.forward_layer = fused_rnn_layer(config.rnn_cell_type, half, config.num_embed_source, "fwd_")
-            self.backward_layer = fused_rnn_layer(config.rnn_cell_type, half, config.num_embed_source, "bwd_")
+            self.forward_layer = _rnn_layer(config, half, config.num_embed_source, "fwd_")
+            self.backward_layer = _rnn_layer(config, half, config.num_embed_source, "bwd_")
             self.upper_layers = nn.HybridSequential(prefix="upper_")
             with self.upper_layers.name_scope():
                 for i in range(config.num_layers_encoder - 1):
-                    self.upper_layers.add(fused_rnn_layer(config.rnn_cell_type, config.rnn_num_hidden,
+                    self.upper_layers.add(_rnn_layer(config, config.rnn_num_hidden,
                                                           config.rnn_num_hidden, f"l{i + 1}_"))
 
-    def fused_layers(self) -> List[FusedRNNLayer]:
-        """The encoder's RNN layers in the order `hybrid_forward` takes their flat parameters."""
+    def recurrent_layers(self) -> list:
+        """The encoder's RNN layers: forward, backward, upper."""
         return [self.forward_layer, self.backward_layer] + list(self.upper_layers)
+
+    def fused_layers(self) -> List[FusedRNNLayer]:
+        """The encoder's fused RNN layers in the order `hybrid_forward` takes their flat parameters (none with
+        layer normalisation: those layers run step by step)."""
+        return [] if self._config.layer_normalization else self.recurrent_layers()
 
     def hybrid_forward(self, F, source, source_length, *flat_parameters):
         """source: `(batch, src_len)` ids; source_length: `(batch,)` float; flat_parameters: none (each layer
@@ -45,7 +51,7 @@ class Encoder(HybridBlock):
         """
         embedded = self.embed_dropout(self.embedding(source))            # (batch, src_len, embed)
         embedded = F.transpose(embedded, axes=(1, 0, 2))                  # (src_len, batch, embed)
-        flat = list(flat_parameters) or [None] * len(self.fused_layers())
+        flat = list(flat_parameters) or [None] * len(self.recurrent_layers())
         forward = self.forward_layer(embedded, flat[0])
         reversed_input = F.SequenceReverse(embedded, sequence_length=source_length, use_sequence_length=True)
         backward = F.SequenceReverse(self.backward_layer(reversed_input, flat[1]), sequence_length=source_length,
@@ -71,3 +77,10 @@ class Encoder(HybridBlock):
             return F.concat(last_forward, first_backward, dim=1)
         last = F.SequenceLast(hidden, sequence_length=source_length, use_sequence_length=True)
         return last if mode == "last" else F.zeros_like(last)
+
+
+def _rnn_layer(config: ModelConfig, num_hidden: int, input_size: int, prefix: str):
+    """A fused layer, or a layer-normalised one run step by step (`layer_normalization`)."""
+    if config.layer_normalization:
+        return LayerNormRNNLayer(config.rnn_cell_type, num_hidden, input_size, prefix=prefix)
+    return fused_rnn_layer(config.rnn_cell_type, num_hidden, input_size, prefix)

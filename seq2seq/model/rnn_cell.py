@@ -44,24 +44,46 @@ class RecurrentCell(HybridBlock):
     step on inputs `(batch, input_size)`, returning outputs `(batch, hidden)`.
     """
 
-    def __init__(self, cell_type: str, num_hidden: int, input_size: int, **kwargs):
+    def __init__(self, cell_type: str, num_hidden: int, input_size: int, layer_normalization: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         self._cell_type = cell_type
         self._num_hidden = num_hidden
+        self._layer_normalization = layer_normalization
         declare_rnn_parameters(self, "", cell_type, num_hidden, input_size)
+        if layer_normalization:
+            from .layer_norm_cell import declare_layer_norm_parameters
+            declare_layer_norm_parameters(self, cell_type, num_hidden)
 
     @property
     def num_states(self) -> int:
         return 2 if self._cell_type == "lstm" else 1
 
-    def hybrid_forward(self, F, inputs, states, whole_sequence=False, flat_step=False, *, i2h_weight, h2h_weight,
-                       i2h_bias, h2h_bias):
+    def hybrid_forward(self, F, inputs, states, whole_sequence=False, flat_step=False, **params):
+        if self._layer_normalization:
+            return self._layer_normalised(F, inputs, states, whole_sequence, flat_step, params)
+        i2h_weight, h2h_weight, i2h_bias, h2h_bias = (params[name] for name in
+                                                      ("i2h_weight", "h2h_weight", "i2h_bias", "h2h_bias"))
         if whole_sequence:
             return self._sequence(F, inputs, states, i2h_weight, h2h_weight, i2h_bias, h2h_bias)
         if flat_step:
             return self._step(F, inputs, states, i2h_weight, h2h_weight, i2h_bias, h2h_bias)
         h_next, new_states = self._step(F, F.reshape(inputs, shape=(-3, -2)), states, i2h_weight, h2h_weight,
                                         i2h_bias, h2h_bias)
+        return F.expand_dims(h_next, axis=0), new_states
+
+    def _layer_normalised(self, F, inputs, states, whole_sequence, flat_step, params):
+        """The layer-normalised cell (layer_norm_cell.py): step by step also over a whole sequence."""
+        from .layer_norm_cell import layer_norm_step, unroll
+
+        def step(x, carried):
+            return layer_norm_step(F, self._cell_type, self._num_hidden, x, carried, params)
+        if whole_sequence:
+            outputs, final = unroll(F, step, inputs, states)
+            return outputs, list(final)
+        if flat_step:
+            return step(inputs, states)
+        h_next, new_states = step(F.reshape(inputs, shape=(-3, -2)), states)
         return F.expand_dims(h_next, axis=0), new_states
 
     def _sequence(self, F, inputs, states, i2h_weight, h2h_weight, i2h_bias, h2h_bias):
