@@ -25,6 +25,7 @@ from .evaluation import ValidationDecoding, perplexity, perplexity_and_accuracy,
 from .loss import MaskedCrossEntropy, fused_softmax_loss
 from .lr_schedule import LearningRateSchedule, schedule_from_hyperparameters
 from .metrics_log import metric_lines, write_metric_files
+from .optimizers import create_optimizer
 
 if TYPE_CHECKING:
     from .distributed import DistributedSetup
@@ -111,8 +112,8 @@ class Seq2SeqTrainer:
         self.hp = setup.hp
         self.model = setup.model
         self.loss = MaskedCrossEntropy(self.hp.label_smoothing, with_accuracy=False)
-        self.trainer = gluon.Trainer(self.model.collect_params(), self.hp.optimizer_type, self._optimizer_params(),
-                                     kvstore=setup.kvstore, update_on_kvstore=False)
+        self.trainer = gluon.Trainer(self.model.collect_params(), create_optimizer(self.hp), kvstore=setup.kvstore,
+                                     update_on_kvstore=False)
         self.gradient_step = precision.GradientStep(
             self.trainer, self.model.collect_params(), self.hp.gradient_clip_norm, setup.num_workers,
             precision.DynamicLossScale() if self.hp.precision == "fp16" else None)
@@ -123,15 +124,6 @@ class Seq2SeqTrainer:
         self._pending = []
 
     # ----- setup -----
-    def _optimizer_params(self) -> dict:
-        hp = self.hp
-        params = {"learning_rate": hp.learning_rate, "wd": hp.weight_decay}
-        if hp.clip_gradient > 0:
-            params["clip_gradient"] = hp.clip_gradient
-        if hp.optimizer_type == "sgd" and hp.momentum is not None:
-            params["momentum"] = hp.momentum
-        return params
-
     def request_stop(self) -> None:
         """Called from the SIGTERM handler: the loop saves its state after the current update and returns."""
         self.stop_requested = True
