@@ -35,6 +35,7 @@ from .opt_ml import (SageMakerPaths, channel_record_sources, read_input_data_con
                      vocab_files)
 from .training import training_state as ts
 from .training.devices import contexts_for, local_kvstore_type
+from .training.initialization import initializer_for
 from .training.precision import enable_mixed_precision
 from .training.trainer import Seq2SeqTrainer, TrainingSetup
 
@@ -114,12 +115,6 @@ def _read_channel(paths: SageMakerPaths, channel: str, configs: dict, hp: Hyperp
     logger.info("channel %s: %d pairs (%d truncated to %d/%d tokens, %d empty skipped)", channel, len(data),
                 data.num_truncated, hp.max_seq_len_source, hp.max_seq_len_target, data.num_skipped_empty)
     return data
-
-
-def initializer_for(hp: Hyperparameters) -> mx.init.Initializer:
-    if hp.weight_init_type == "uniform":
-        return mx.init.Uniform(abs(hp.weight_init_scale))
-    return mx.init.Xavier(rnd_type="uniform", factor_type=hp.xavier_factor_type, magnitude=hp.weight_init_scale)
 
 
 def build_iterators(hp: Hyperparameters, train: ParallelData, validation: ParallelData, rank: int,
