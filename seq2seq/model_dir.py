@@ -8,7 +8,8 @@ A trained model directory holds, every file written atomically (see seq2seq.atom
     version            the package version that wrote it (plain text)
     config.json        the architecture, decoding defaults, hyperparameters; written last, so its presence
                        means the files above are complete
-    metrics.json       the best checkpoint's metrics (written by the training job after the model)
+    metrics.json       the best checkpoint's metrics (written by the training job after the model), and with
+                       average_checkpoints those of the exported average (`averaged_checkpoints`)
     subword.src.model, subword.trg.model
                        SentencePiece models of a raw-text model (absent for word-level models)
     shortlist.npz      the decoding shortlist (seq2seq.inference.shortlist; absent: the whole vocabulary is

@@ -10,7 +10,7 @@ import os
 import signal
 import sys
 import traceback
-from typing import Optional
+from typing import Callable, List, Optional
 
 import mxnet as mx
 import numpy as np
@@ -34,6 +34,7 @@ from .model_dir import write_model_dir, write_model_metrics
 from .opt_ml import (SageMakerPaths, channel_record_sources, read_input_data_config, read_resource_config,
                      vocab_files)
 from .training import training_state as ts
+from .training.checkpoint_averaging import load_average
 from .training.devices import contexts_for, local_kvstore_type
 from .training.initialization import initializer_for
 from .training.precision import enable_mixed_precision
@@ -185,7 +186,8 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
     stop_signal_trainer.append(trainer)
     state = trainer.fit()
     if is_master:
-        export_model(paths, model, source_vocab, target_vocab, hp, state, subword, shortlist)
+        export_model(paths, model, source_vocab, target_vocab, hp, state, subword, shortlist,
+                     evaluate=None if trainer.interrupted else trainer.validation_metrics)
     logger.info("training %s after %d updates (%d checkpoints; best %s %.4g at checkpoint %d)",
                 "stopped on request" if trainer.interrupted else "finished", state.num_updates,
                 state.num_checkpoints, hp.optimized_metric, state.best_metric or float("nan"),
@@ -204,19 +206,44 @@ def build_shortlist(hp: Hyperparameters, train: ParallelData, source_vocab_size:
 
 def export_model(paths: SageMakerPaths, model: Seq2SeqModel, source_vocab: Vocabulary, target_vocab: Vocabulary,
                  hp: Hyperparameters, state: ts.TrainingState, subword: Optional[SubwordModels] = None,
-                 shortlist: Optional[Shortlist] = None) -> None:
-    """Write /opt/ml/model from the best checkpointed parameters: params, config, vocabularies, metrics, the
-    subword models of the vocab channel when it has them and the decoding shortlist when there is one."""
-    best = ts.best_params_path(paths.checkpoint_dir)
-    if os.path.exists(best):
-        model.load_parameters(best, ctx=model.collect_params().list_ctx())
+                 shortlist: Optional[Shortlist] = None, evaluate: Optional[Callable[[], dict]] = None):
+    """Write /opt/ml/model from the exported parameters (see load_exported_parameters): params, config, vocabularies,
+    metrics, the subword models of the vocab channel when it has them and the decoding shortlist when there is one.
+    `evaluate()` gives the validation metrics of the model as loaded (Seq2SeqTrainer.validation_metrics): recorded
+    in metrics.json for an averaged model (None: not evaluated, e.g. after SIGTERM)."""
+    averaged = load_exported_parameters(paths, model, hp, state)
+    averaged_metrics = None
+    if averaged:
+        averaged_metrics = {"checkpoints": averaged, "updates": [r["updates"] for r in state.history
+                                                                 if r["checkpoint"] in averaged]}
+        averaged_metrics.update((evaluate and evaluate()) or {})
+        logger.info("exported model: the average of the parameters of checkpoints %s: %s", averaged,
+                    ", ".join(f"{k} {v:.4g}" for k, v in averaged_metrics.items() if k.startswith("validation_"))
+                    or "not evaluated")
     decode_defaults = {"beam_size": hp.beam_size, "length_penalty_alpha": hp.length_penalty_alpha,
                        "length_penalty_beta": hp.length_penalty_beta, "hyperparameters": hp.to_dict()}
     write_model_dir(paths.model_dir, model, source_vocab, target_vocab, decode_defaults, subword, shortlist)
     best_record = next((r for r in state.history if r["checkpoint"] == state.best_checkpoint), None)
-    write_model_metrics(paths.model_dir, {"best_checkpoint": best_record, "num_updates": state.num_updates,
-                                          "num_checkpoints": state.num_checkpoints,
-                                          "optimized_metric": hp.optimized_metric})
+    metrics = {"best_checkpoint": best_record, "num_updates": state.num_updates,
+               "num_checkpoints": state.num_checkpoints, "optimized_metric": hp.optimized_metric}
+    if averaged_metrics is not None:
+        metrics["averaged_checkpoints"] = averaged_metrics
+    write_model_metrics(paths.model_dir, metrics)
+
+
+def load_exported_parameters(paths: SageMakerPaths, model: Seq2SeqModel, hp: Hyperparameters,
+                             state: ts.TrainingState) -> List[int]:
+    """Load into `model` the parameters to export: with average_checkpoints >= 2 the mean of the kept parameters of
+    the last N checkpoints (returns their numbers), otherwise (or when none are kept) the best checkpoint's
+    (returns []); with no best checkpoint either, the model keeps its current parameters."""
+    if hp.average_checkpoints >= 2:
+        averaged = load_average(model, paths.checkpoint_dir, state.num_checkpoints, hp.average_checkpoints)
+        if averaged:
+            return averaged
+    best = ts.best_params_path(paths.checkpoint_dir)
+    if os.path.exists(best):
+        model.load_parameters(best, ctx=model.collect_params().list_ctx())
+    return []
 
 
 def main(hooks=None) -> int:

@@ -21,6 +21,7 @@ from ..inference.translator import DecodeOptions
 from ..model.seq2seq_model import Seq2SeqModel
 from . import precision
 from . import training_state as ts
+from .checkpoint_averaging import keep_checkpoint_parameters
 from .evaluation import ValidationDecoding, perplexity, perplexity_and_accuracy, validation_bleu
 from .loss import MaskedCrossEntropy, fused_softmax_loss
 from .lr_schedule import LearningRateSchedule, schedule_from_hyperparameters
@@ -345,9 +346,19 @@ class Seq2SeqTrainer:
         record = {"checkpoint": state.num_checkpoints + 1, "epoch": state.epoch, "updates": state.num_updates,
                   "learning_rate": self.trainer.learning_rate,
                   "train_perplexity": perplexity(state.train_loss_sum, state.train_tokens)}
+        metrics = self.validation_metrics()
+        if metrics is None:
+            return None
+        record.update(metrics)
+        record["evaluation_seconds"] = round(time.time() - evaluation_start, 3)
+        return record
+
+    def validation_metrics(self) -> Optional[dict]:
+        """The model's validation metrics with its current parameters: `validation_perplexity`,
+        `validation_accuracy`, and with bleu_sample_size != 0 `validation_bleu` (and `validation_shortlist_coverage`
+        with a shortlist). None when a stop request arrives while decoding for BLEU."""
         metrics = perplexity_and_accuracy(self.model, self.setup.validation_iter, self.setup.contexts[0])
-        record["validation_perplexity"] = metrics["perplexity"]
-        record["validation_accuracy"] = metrics["accuracy"]
+        record = {"validation_perplexity": metrics["perplexity"], "validation_accuracy": metrics["accuracy"]}
         if self.hp.bleu_sample_size != 0:
             decoded = self._bleu()
             if decoded is None:
@@ -355,7 +366,6 @@ class Seq2SeqTrainer:
             record["validation_bleu"] = decoded.bleu
             if decoded.shortlist_coverage is not None:
                 record["validation_shortlist_coverage"] = decoded.shortlist_coverage
-        record["evaluation_seconds"] = round(time.time() - evaluation_start, 3)
         return record
 
     def _decide(self, state: ts.TrainingState, record: dict) -> bool:
@@ -388,11 +398,14 @@ class Seq2SeqTrainer:
                         self.schedule.threshold, self.schedule.rate(state.num_updates))
 
     def _save_checkpoint(self, state: ts.TrainingState, improved: bool) -> None:
-        """The master writes a new best and the metric files; every host saves the full state (each resumes from
-        its own checkpoint directory)."""
+        """The master writes a new best, the checkpoint's parameters for averaging (average_checkpoints >= 2) and
+        the metric files; every host saves the full state (each resumes from its own checkpoint directory)."""
         if self.setup.is_master:
             if improved:
                 self._save_best()
+            if self.hp.average_checkpoints >= 2:   # before the state: see checkpoint_averaging
+                keep_checkpoint_parameters(self.setup.checkpoint_dir, state.num_checkpoints,
+                                           self.hp.average_checkpoints, self.model.save_parameters)
             write_metric_files(self.setup.output_data_dir, state.history)
         self._save_state(state)
 
