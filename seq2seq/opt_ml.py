@@ -51,12 +51,21 @@ class SageMakerPaths:
     checkpointconfig_file = _under("input_config_dir", "checkpointconfig.json")
     default_checkpoint_dir = _under("base_dir", "checkpoints",
                                     doc="SageMaker's default CheckpointConfig.LocalPath.")
+    tensorboardoutputconfig_file = _under("input_config_dir", "tensorboardoutputconfig.json")
+    default_tensorboard_dir = _under("output_dir", "tensorboard",
+                                     doc="SageMaker's default TensorBoardOutputConfig.LocalPath.")
 
     @property
     def checkpoint_dir(self) -> str:
         """Where the training state goes (synced to S3 and restored on restart): checkpointconfig.json's
         `LocalPath` when the file is there, else <base_dir>/checkpoints. See `read_checkpoint_dir`."""
         return read_checkpoint_dir(self)
+
+    @property
+    def tensorboard_dir(self) -> str:
+        """Where TensorBoard event files go (synced to S3 while the job runs): tensorboardoutputconfig.json's
+        `LocalPath` when the file is there, else <base_dir>/output/tensorboard. See `read_tensorboard_dir`."""
+        return read_tensorboard_dir(self)
 
     def channel_dir(self, channel: str) -> str:
         """File-mode directory of a channel: <data_dir>/<channel>."""
@@ -74,15 +83,29 @@ def read_checkpoint_dir(paths: "SageMakerPaths") -> str:
     `paths.base_dir`, so that a tree relocated with SAGEMAKER_BASE_DIR keeps its checkpoints inside it. UserError
     naming the file when it is not a JSON object or LocalPath is not an absolute path.
     """
-    path = paths.checkpointconfig_file
+    return _configured_local_path(paths, paths.checkpointconfig_file, "the checkpoint configuration",
+                                  paths.default_checkpoint_dir)
+
+
+def read_tensorboard_dir(paths: "SageMakerPaths") -> str:
+    """The TensorBoard event directory: `LocalPath` of /opt/ml/input/config/tensorboardoutputconfig.json (written
+    by SageMaker for a job with a TensorBoardOutputConfig), or <base_dir>/output/tensorboard. The same rules as
+    `read_checkpoint_dir`."""
+    return _configured_local_path(paths, paths.tensorboardoutputconfig_file, "the TensorBoard output configuration",
+                                  paths.default_tensorboard_dir)
+
+
+def _configured_local_path(paths: "SageMakerPaths", path: str, what: str, default: str) -> str:
+    """`LocalPath` of the JSON object in `path` (an /opt/ml path relocated under `paths.base_dir`); `default` when
+    the file or the key is absent; UserError naming the file otherwise."""
     if not os.path.exists(path):
-        return paths.default_checkpoint_dir
-    raw = _read_json(path, "the checkpoint configuration")
+        return default
+    raw = _read_json(path, what)
     if not isinstance(raw, dict):
         raise UserError(f"{path}: must be a JSON object with LocalPath, got {json.dumps(raw)}")
     local = raw.get("LocalPath")
     if local is None:
-        return paths.default_checkpoint_dir
+        return default
     if not isinstance(local, str) or not os.path.isabs(local):
         raise UserError(f"{path}: LocalPath must be an absolute directory path, got {json.dumps(local)}")
     local = os.path.normpath(local)

@@ -38,6 +38,7 @@ from .training.checkpoint_averaging import load_average
 from .training.devices import contexts_for, local_kvstore_type
 from .training.initialization import initializer_for
 from .training.precision import enable_mixed_precision
+from .training.tensorboard_log import TensorBoardLog, ValidationSamples, event_directory
 from .training.trainer import Seq2SeqTrainer, TrainingSetup
 
 logger = logging.getLogger("seq2seq.train")
@@ -175,16 +176,23 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
     logger.info("model: %s; devices %s; kvstore %s; %d worker(s)", config.to_json().replace("\n", ""),
                 contexts, kvstore if isinstance(kvstore, str) else "dist_sync", num_workers)
     is_master = resource.is_master
+    event_dir = event_directory(hp.tensorboard, is_master, paths)
+    tensorboard = None if event_dir is None else TensorBoardLog(
+        event_dir, ValidationSamples(validation, source_vocab, target_vocab, contexts[0], subword))
     setup = TrainingSetup(hp=hp, model=model, contexts=contexts, train_iter=train_iter,
                           validation_iter=validation_iter, validation_data=validation, source_vocab=source_vocab,
                           target_vocab=target_vocab, checkpoint_dir=paths.checkpoint_dir,
                           output_data_dir=paths.output_data_dir, host=resource.current_host,
                           is_master=is_master, kvstore=kvstore, num_workers=num_workers, distributed=distributed,
                           metric_printer=lambda line: print(line, flush=True), subword=subword, hooks=hooks,
-                          shortlist=shortlist)
+                          shortlist=shortlist, tensorboard=tensorboard)
     trainer = Seq2SeqTrainer(setup)
     stop_signal_trainer.append(trainer)
-    state = trainer.fit()
+    try:
+        state = trainer.fit()
+    finally:
+        if tensorboard is not None:
+            tensorboard.close()
     if is_master:
         export_model(paths, model, source_vocab, target_vocab, hp, state, subword, shortlist,
                      evaluate=None if trainer.interrupted else trainer.validation_metrics)

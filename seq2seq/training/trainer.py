@@ -27,6 +27,7 @@ from .loss import MaskedCrossEntropy, fused_softmax_loss
 from .lr_schedule import LearningRateSchedule, schedule_from_hyperparameters
 from .metrics_log import metric_lines, write_metric_files
 from .optimizers import create_optimizer
+from .tensorboard_log import ProgressScalars, TensorBoardLog
 
 if TYPE_CHECKING:
     from .distributed import DistributedSetup
@@ -88,6 +89,7 @@ class TrainingSetup:
     subword: Optional[SubwordModels] = None   # the vocab channel's SentencePiece models: BLEU on detokenised text
     hooks: Optional[TrainingHooks] = None
     shortlist: Optional[Shortlist] = None     # the decoding shortlist: its coverage is reported with BLEU
+    tensorboard: Optional[TensorBoardLog] = None   # event files (host 0, tensorboard=true); None writes none
 
 
 def initialize_kvstore(trainer: gluon.Trainer) -> None:
@@ -123,6 +125,7 @@ class Seq2SeqTrainer:
         self.stop_requested = False
         self.interrupted = False
         self._pending = []
+        self._last_grad_norm = None   # the last update's global gradient norm when step() measured it
 
     # ----- setup -----
     def request_stop(self) -> None:
@@ -172,6 +175,8 @@ class Seq2SeqTrainer:
         state = self._restore()
         initialize_kvstore(self.trainer)
         setup = self.setup
+        if setup.tensorboard is not None:
+            setup.tensorboard.open(state.num_updates)
         logger.info("%d training batches per epoch per worker; buckets %s", setup.train_iter.num_batches(),
                     setup.train_iter.bucket_table())
         self._start_log_interval(state)
@@ -239,6 +244,7 @@ class Seq2SeqTrainer:
         self.trainer.set_learning_rate(self.schedule.rate(state.num_updates))
         nll_sums = self._forward_backward(batch, state.num_updates)
         result = self.gradient_step.step()
+        self._last_grad_norm = result.grad_norm
         state.batch_index += 1
         if self.gradient_step.loss_scale is not None:
             state.loss_scale = self.gradient_step.loss_scale.state_dict()
@@ -309,6 +315,7 @@ class Seq2SeqTrainer:
 
     def _log_progress(self, state: ts.TrainingState) -> None:
         start, updates_before = self._log_clock
+        loss_sum_before = state.train_loss_sum
         self._interval_tokens += self._drain_pending(state)
         elapsed = max(time.time() - start, 1e-9)
         updates = state.num_updates - updates_before
@@ -321,6 +328,11 @@ class Seq2SeqTrainer:
         if self.gradient_step.loss_scale is not None:
             logger.info("fp16 loss scale %g; %d updates skipped for overflow so far",
                         self.gradient_step.loss_scale.scale, state.skipped_updates)
+        if self.setup.tensorboard is not None:   # the gradient norm is measured here only if step() did not
+            norm = self._last_grad_norm if self._last_grad_norm is not None else self.gradient_step.global_norm()
+            self.setup.tensorboard.progress(state.num_updates, ProgressScalars(
+                state.train_loss_sum - loss_sum_before, self._interval_tokens, self.trainer.learning_rate, norm,
+                elapsed))
         self._interval_tokens = 0
         self._log_clock = (time.time(), state.num_updates)
 
@@ -334,6 +346,8 @@ class Seq2SeqTrainer:
         lr_reduced = self._decide(state, record)
         self._log_checkpoint(state, record, lr_reduced)
         self._save_checkpoint(state, record["improved"])
+        if self.setup.tensorboard is not None:
+            self.setup.tensorboard.checkpoint(record, self.model, self._decode_options())
         self._start_log_interval(state)
         self._call_hook(self.hooks.on_checkpoint, record)
 
@@ -426,11 +440,14 @@ class Seq2SeqTrainer:
         meanwhile (a full-set beam search on CPU can take longer than SageMaker's 120 s between SIGTERM and
         SIGKILL)."""
         setup = self.setup
-        options = DecodeOptions(beam_size=self.hp.beam_size, length_penalty_alpha=self.hp.length_penalty_alpha,
-                                length_penalty_beta=self.hp.length_penalty_beta)
         return validation_bleu(self.model, setup.validation_data, setup.source_vocab, setup.target_vocab,
-                               setup.contexts[0], options, self.hp.bleu_sample_size, setup.subword,
+                               setup.contexts[0], self._decode_options(), self.hp.bleu_sample_size, setup.subword,
                                should_stop=lambda: self.stop_requested, shortlist=setup.shortlist)
+
+    def _decode_options(self) -> DecodeOptions:
+        """The job's decoding settings (beam_size, length penalty), as validation BLEU uses them."""
+        return DecodeOptions(beam_size=self.hp.beam_size, length_penalty_alpha=self.hp.length_penalty_alpha,
+                             length_penalty_beta=self.hp.length_penalty_beta)
 
     def _save_best(self) -> None:
         """Write params.best atomically; a failing write keeps the previous one and raises StorageError."""
