@@ -7,6 +7,10 @@ equal num_embed_source / num_embed_target. Rows of the vocabulary's tokens found
 file's vectors; the others (and the reserved symbols) keep their initialisation. With subword vocabularies a piece
 is looked up as it is and without (or with) SentencePiece's word-boundary mark, so `▁house` finds `house`.
 
+With weight tying the files fill the tied matrix: trg_softmax's target file sets the output layer's rows as well;
+with src_trg / src_trg_softmax (one vocabulary, one matrix) the source file comes first and the target file sets
+only the rows the source file left (a token in both files keeps its source vector).
+
 Bad files are UserErrors naming the file and line: a line with another count of numbers, a field that is not a
 number, bytes that are not UTF-8.
 """
@@ -131,11 +135,17 @@ def vocabulary_vectors(vocab: Vocabulary, vectors: Dict[str, np.ndarray], subwor
 
 
 def load_embedding_file(parameter, side: str, path: str, vocab: Vocabulary, dimension: int,
-                        subword: bool) -> EmbeddingLoad:
-    """Set the rows of the embedding `parameter` (a Gluon Parameter, every context) from the file `path`."""
+                        subword: bool, keep_ids: Optional[np.ndarray] = None) -> EmbeddingLoad:
+    """Set the rows of the embedding `parameter` (a Gluon Parameter, every context) from the file `path`;
+    the rows `keep_ids` (set by another file into the same, shared matrix) are left as they are."""
     wanted = {name for token in vocab.id_to_token for name in lookup_names(token, subword)}
     vectors = read_vectors(path, dimension, wanted, SIZE_OPTION[side])
     ids, rows = vocabulary_vectors(vocab, vectors, subword)
+    if keep_ids is not None and len(keep_ids) and len(ids):
+        fresh = ~np.isin(ids, keep_ids)
+        logger.info("pretrained %s embeddings: %d tokens already set from the other file keep those vectors (the "
+                    "source and target embeddings are one matrix)", side, int((~fresh).sum()))
+        ids, rows = ids[fresh], [row for row, keep in zip(rows, fresh) if keep]
     if len(ids):
         value = parameter.data(parameter.list_ctx()[0]).asnumpy()
         value[ids] = np.stack(rows)
@@ -168,10 +178,13 @@ def load_pretrained_embeddings(model, channel_dir: str, source_vocab: Vocabulary
     """Load every embedding file of the channel into the model's embedding matrices; {side: EmbeddingLoad}."""
     loads = {}
     config = model.config
-    for side, path in embedding_files(channel_dir).items():
+    for side, path in embedding_files(channel_dir).items():      # the source file first
+        keep_ids = None
         if side == "source":
             parameter, vocab, dimension = model.encoder.embedding.weight, source_vocab, config.num_embed_source
         else:
             parameter, vocab, dimension = model.decoder.embedding.weight, target_vocab, config.num_embed_target
-        loads[side] = load_embedding_file(parameter, side, path, vocab, dimension, subword is not None)
+            if "source" in loads and parameter is model.encoder.embedding.weight:   # src_trg tying: one matrix
+                keep_ids = loads["source"].ids
+        loads[side] = load_embedding_file(parameter, side, path, vocab, dimension, subword is not None, keep_ids)
     return loads

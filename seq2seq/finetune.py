@@ -8,7 +8,11 @@ The training job calls `check_model_channel` at the start (the architecture gate
 2. otherwise the stored model of the `model` channel, if any, is loaded (seq2seq.model_channel), then the vectors
    of the `embeddings` channel, if any (seq2seq.embeddings);
 3. in every case the parameters chosen by `fixed_param_strategy`, `freeze_embeddings_source` and
-   `freeze_embeddings_target` get grad_req 'null': the optimiser never changes them.
+   `freeze_embeddings_target` get grad_req 'null': the optimiser never changes them. A matrix shared by weight
+   tying is one parameter, fixed under all its names when any of them is chosen: with weight_tying_type src_trg,
+   freeze_embeddings_source (or fixed_param_strategy encoder) fixes the target embeddings too, and with
+   src_trg_softmax also the output layer's weights; with trg_softmax, freeze_embeddings_target fixes the output
+   layer's weights. The log names every parameter kept fixed.
 
 The optimiser state always starts fresh (the stored model has none), and the learning rate, warm-up and early
 stopping of the new job's hyperparameters apply.
@@ -106,7 +110,7 @@ def frozen_names(model: Seq2SeqModel, hp: Hyperparameters) -> List[str]:
         prefixes.append("decoder.embedding.")
     params = model._collect_params_with_prefix()
     names = {name for name in params if name.startswith(tuple(prefixes))}
-    # A parameter shared under two names (weight tying) is fixed under both.
+    # A parameter shared under several names (weight tying) is fixed under all of them.
     shared = {id(params[name]) for name in names}
     return sorted(name for name, parameter in params.items() if id(parameter) in shared)
 

@@ -276,12 +276,13 @@ def load_into(model: Seq2SeqModel, stored: StoredModel, source_vocab: Vocabulary
     mappings = {"source": map_vocabulary(source_vocab, stored.source_vocab),
                 "target": map_vocabulary(target_vocab, stored.target_vocab)}
     values = stored_parameters(stored.params_path)
-    own = model._collect_params_with_prefix()
-    for name, parameter in own.items():
-        if name not in values:
+    names = model.shared_names()   # a tied parameter is stored under one of its names (older files: under each)
+    for name, parameter in model.unique_parameters().items():
+        stored_name = next((alias for alias in names[name] if alias in values), None)
+        if stored_name is None:
             raise UserError(f"channel '{MODEL_CHANNEL}': {stored.origin}: {MODEL_PARAMS_FILE} has no parameter "
                             f"{name!r}")
-        value, side = values[name], VOCABULARY_ROWS.get(name)
+        value, side = values[stored_name], VOCABULARY_ROWS.get(name)
         if side is not None:
             mapping = mappings[side]
             new_value = parameter.data(parameter.list_ctx()[0]).asnumpy()

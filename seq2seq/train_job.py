@@ -30,6 +30,7 @@ from .inference.shortlist import Shortlist
 from .lexicon import shortlist_from_pairs
 from .model.config import ModelConfig
 from .model.seq2seq_model import Seq2SeqModel
+from .model.tying import check_joint_vocabulary
 from .model_dir import write_model_dir, write_model_metrics
 from .opt_ml import (SageMakerPaths, channel_record_sources, read_input_data_config, read_resource_config,
                      vocab_files)
@@ -142,6 +143,7 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
     configs = read_input_data_config(paths)
     source_vocab_path, target_vocab_path = vocab_files(paths, configs)
     source_vocab, target_vocab = Vocabulary.load(source_vocab_path), Vocabulary.load(target_vocab_path)
+    check_joint_vocabulary(hp, source_vocab, target_vocab, source_vocab_path, target_vocab_path)
     subword = load_checked_subword_models(os.path.dirname(source_vocab_path), source_vocab, target_vocab)
     if subword is not None:
         logger.info("channel vocab: SentencePiece subword models (%s); the model will take and give raw text",

@@ -10,6 +10,7 @@ from mxnet.gluon import HybridBlock, nn
 from .attention import Attention, KeyProjection
 from .config import ModelConfig
 from .rnn_cell import RecurrentCell
+from .tying import ties_output_layer
 
 
 def num_decoder_states(config: ModelConfig) -> int:
@@ -54,12 +55,15 @@ class Decoder(HybridBlock):
     `(batch,)`, states each `(batch, hidden)` -> (logits `(batch, vocab)`, attention `(batch, src_len)`, *states).
     """
 
-    def __init__(self, config: ModelConfig, **kwargs):
+    def __init__(self, config: ModelConfig, source_embedding_params=None, **kwargs):
+        """`source_embedding_params`: the encoder embedding's ParameterDict, given when ties_source_and_target:
+        the target embedding then uses the encoder's weight instead of a matrix of its own."""
         super().__init__(**kwargs)
         self._config = config
         hidden = config.rnn_num_hidden
         with self.name_scope():
-            self.embedding = nn.Embedding(config.target_vocab_size, config.num_embed_target, prefix="embed_")
+            self.embedding = nn.Embedding(config.target_vocab_size, config.num_embed_target, prefix="embed_",
+                                          params=source_embedding_params)
             self.embed_dropout = nn.Dropout(config.embed_dropout_target)
             self.cells = nn.HybridSequential(prefix="rnn_")
             with self.cells.name_scope():
@@ -70,7 +74,7 @@ class Decoder(HybridBlock):
             self.attention_hidden = nn.Dense(hidden, activation="tanh", flatten=False, in_units=2 * hidden,
                                              prefix="att_hidden_")
             self.hidden_dropout = nn.Dropout(config.rnn_decoder_hidden_dropout)
-            if config.weight_tying:
+            if ties_output_layer(config):
                 self.output_layer = nn.Dense(config.target_vocab_size, flatten=False, in_units=hidden,
                                              params=self.embedding.params)
             else:

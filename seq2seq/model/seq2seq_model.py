@@ -12,9 +12,11 @@ import mxnet as mx
 from mxnet.gluon import Block, HybridBlock
 
 from .config import ModelConfig
+from ..errors import UserError
 from .decoder import Bridge, Decoder
 from .encoder import Encoder
 from .programs import EncodeProgram, TrainingProgram
+from .tying import ties_source_and_target
 
 
 class EncodedSource(NamedTuple):
@@ -56,15 +58,26 @@ class Seq2SeqModel(Block):
     - `program(key, build)`: a cached program over the model's blocks, hybridized like the model.
 
     Programs are not children of the model: they own no parameters, only views on the three children.
+
+    Weight tying (`weight_tying`, `weight_tying_type`) makes one Parameter serve several structural names:
+    trg_softmax `decoder.embedding.weight` = `decoder.output_layer.weight`; src_trg `encoder.embedding.weight` =
+    `decoder.embedding.weight`; src_trg_softmax all three. `collect_params()` holds such a parameter once (the
+    optimiser updates it once) and parameter files hold it once, under its first structural name (see
+    `unique_parameters`).
     """
 
     def __init__(self, config: ModelConfig, **kwargs):
         super().__init__(**kwargs)
         self.config = config
+        if ties_source_and_target(config) and config.source_vocab_size != config.target_vocab_size:
+            raise UserError(f"weight_tying_type = \"{config.weight_tying_type}\" shares the source and target "
+                            f"embeddings, which needs one vocabulary: the source has {config.source_vocab_size} "
+                            f"tokens, the target {config.target_vocab_size} (prepare the data with --joint-vocab)")
         with self.name_scope():
             self.encoder = Encoder(config, prefix="encoder_")
             self.bridge = Bridge(config, prefix="bridge_")
-            self.decoder = Decoder(config, prefix="decoder_")
+            shared = self.encoder.embedding.params if ties_source_and_target(config) else None
+            self.decoder = Decoder(config, source_embedding_params=shared, prefix="decoder_")
         self._programs = _ProgramCache()
         self._hybridize_args = None
         self._fixed_encoder_parameters: Optional[Dict] = None   # ctx -> flat parameters, see fix_parameters
@@ -148,6 +161,32 @@ class Seq2SeqModel(Block):
     def initialize_parameters(self, initializer, ctx):
         """Initialize every parameter (all shapes are known at construction)."""
         self.collect_params().initialize(initializer, ctx=ctx, force_reinit=True)
+
+    def unique_parameters(self) -> Dict[str, mx.gluon.Parameter]:
+        """Structural name -> Parameter with each parameter once, under the first of its names in the model's order
+        (encoder, bridge, decoder): a tied matrix is `encoder.embedding.weight` (src_trg*) or
+        `decoder.embedding.weight` (trg_softmax). Parameter files hold these names."""
+        unique: Dict[str, mx.gluon.Parameter] = {}
+        seen = set()
+        for name, parameter in self._collect_params_with_prefix().items():
+            if id(parameter) not in seen:
+                seen.add(id(parameter))
+                unique[name] = parameter
+        return unique
+
+    def shared_names(self) -> Dict[str, List[str]]:
+        """Every structural name -> all the structural names of its parameter (one entry when not tied)."""
+        names: Dict[int, List[str]] = {}
+        params = self._collect_params_with_prefix()
+        for name, parameter in params.items():
+            names.setdefault(id(parameter), []).append(name)
+        return {name: names[id(parameter)] for name, parameter in params.items()}
+
+    def save_parameters(self, filename, deduplicate=True):
+        """Gluon's parameter file with every parameter once (`unique_parameters`); `deduplicate=False` writes a
+        tied parameter under each of its names, as files written before weight_tying_type did."""
+        params = self.unique_parameters() if deduplicate else self._collect_params_with_prefix()
+        mx.nd.save(filename, {name: parameter._reduce() for name, parameter in params.items()})
 
     def load_parameters(self, filename, ctx=None, allow_missing=False, ignore_extra=False, **kwargs):
         """Gluon's loader; files with the structural names of earlier versions are renamed on the way in."""
