@@ -19,8 +19,21 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
-test: install
+test: install browser
 	$(TEST_ENV) $(PY) -m pytest -q tests
+
+# Debian's chromium and chromium-driver, for the model page's browser test (tests/integration/
+# test_model_page_browser.py) and its screenshot (demo.model_page_screenshot). Without apt-get it says so,
+# and that test is skipped with the reason.
+.PHONY: browser
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+	    echo "make browser: installing chromium and chromium-driver"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else \
+	    echo "make browser: no apt-get on this machine: the model page's browser test will be skipped" >&2; \
+	fi
 
 test-system: install
 	$(TEST_ENV) $(PY) -m pytest -q -m system tests/system tests/unit tests/integration

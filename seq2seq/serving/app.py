@@ -1,4 +1,5 @@
-"""The Flask app of the endpoint: /ping, /execution-parameters and /invocations.
+"""The Flask app of the endpoint: /ping, /execution-parameters, /invocations, and the model page at / (a static
+HTML page over /invocations; SEQ2SEQ_MODEL_PAGE=false turns it off: 404).
 
 `create_app(provider, settings)` takes a translator provider (see seq2seq.serving.providers) so that
 tests can serve a fake or an eagerly loaded translator, and the server a lazily loading, batching one.
@@ -12,6 +13,7 @@ log), 503 model not loaded, 504 decoding over SAGEMAKER_MODEL_SERVER_TIMEOUT. Er
 """
 import json
 import logging
+import os
 import time
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import List
@@ -35,6 +37,7 @@ TRUNCATED_HEADER = "X-Seq2Seq-Truncated-Instances"
 CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 CUSTOM_ATTRIBUTES_MAX_CHARS = 1024
 READ_CHUNK_BYTES = 1 << 16
+MODEL_PAGE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page.html")
 
 
 def create_app(provider, settings: ServingSettings = None) -> Flask:
@@ -75,6 +78,14 @@ def create_app(provider, settings: ServingSettings = None) -> Flask:
     @app.post("/invocations")
     def invocations():
         return _invoke(provider, settings)
+
+    if settings.model_page:
+        with open(MODEL_PAGE_FILE, "rb") as stream:
+            page = stream.read()
+
+        @app.get("/")
+        def model_page():
+            return Response(page, status=200, mimetype="text/html")
 
     _register_error_handlers(app, settings)
     app.wsgi_app = BodyGuard(app.wsgi_app, settings)  # answers stay readable when the body is not read

@@ -24,6 +24,10 @@ Variables:
                                     so that clients which send the whole body first (urllib, requests) read
                                     the answer; larger ones are answered at once and the connection closed
                                     (default 100)
+    SEQ2SEQ_MODEL_PAGE              1 (default) serves the model page at GET / (type sentences, read the
+                                    translations and their attention); 0 (or false) answers 404 there.
+                                    SageMaker routes only /ping and /invocations, so it is reachable only
+                                    where the server runs outside SageMaker (locally, `docker run -p`)
     SEQ2SEQ_WORKER_DEVICE           the device a worker loads the model on, "cpu" or "gpu:<i>"; set for each
                                     worker by container/gunicorn.conf.py (default gpu:0 with GPUs, else cpu)
 
@@ -66,6 +70,7 @@ class ServingSettings:
     access_log: bool = False
     body_timeout_s: float = 30.0
     drain_limit_mb: float = 100.0
+    model_page: bool = True   # GET / serves seq2seq/serving/page.html
     device: str = "cpu"  # where this worker loads the model: "cpu" or "gpu:<i>"
 
     @property
@@ -115,6 +120,7 @@ class ServingSettings:
             access_log=read("SEQ2SEQ_ACCESS_LOG", Bool(), False),
             body_timeout_s=read("SEQ2SEQ_BODY_TIMEOUT", Float(0.1, 3600.0), 30.0),
             drain_limit_mb=read("SEQ2SEQ_DRAIN_LIMIT_MB", Float(0.0, 100000.0), 100.0),
+            model_page=read("SEQ2SEQ_MODEL_PAGE", Bool(), True),
             device=read(WORKER_DEVICE_VARIABLE, DEVICE, None) or worker_context(0, num_gpus),
         )
 
