@@ -36,6 +36,7 @@ from .opt_ml import (SageMakerPaths, channel_record_sources, read_input_data_con
                      vocab_files)
 from .training import training_state as ts
 from .training.checkpoint_averaging import load_average
+from .training.curriculum import check_short_phase, short_bucket_indices
 from .training.devices import contexts_for, local_kvstore_type
 from .training.initialization import initializer_for
 from .training.precision import enable_mixed_precision
@@ -127,7 +128,7 @@ def build_iterators(hp: Hyperparameters, train: ParallelData, validation: Parall
     buckets = define_parallel_buckets(max_source, max_target, hp.bucket_width, ratio_mean) \
         if hp.bucketing_enabled else [(max_source, max_target)]
     train_iter = BucketBatchIterator(train, buckets, hp.batch_size, hp.seed, True, rank, num_workers,
-                                     min_batch_size=num_contexts)
+                                     min_batch_size=num_contexts, short_buckets=short_bucket_indices(hp, buckets))
     validation_iter = BucketBatchIterator(validation, buckets, hp.batch_size, hp.seed, shuffle=False)
     check_condition(train_iter.num_batches() > 0,
                     f"channel 'train': {len(train)} pairs make no batch for {num_workers} worker(s)")
@@ -165,7 +166,10 @@ def run(paths: SageMakerPaths, hp: Hyperparameters, stop_signal_trainer: list, d
                     f"hyperparameter batch_size={hp.batch_size} is smaller than the {len(contexts)} devices")
     train_iter, validation_iter = build_iterators(hp, train, validation, rank, num_workers, len(contexts))
     if distributed is not None:  # hosts with different data (ShardedByS3Key, Pipe) must still step together
-        train_iter.max_batches_per_epoch = min(distributed.watchdog.allgather(train_iter.num_batches()))
+        counts = distributed.watchdog.allgather([train_iter.num_batches(), train_iter.num_batches(short_only=True)])
+        train_iter.max_batches_per_epoch = min(count[0] for count in counts)
+        train_iter.max_short_batches_per_epoch = min(count[1] for count in counts)
+    check_short_phase(hp, train_iter, num_workers)
     ratio_mean, ratio_std = mean_length_ratio(train.source_lengths, train.target_lengths)
     config = ModelConfig.from_hyperparameters(hp, len(source_vocab), len(target_vocab), ratio_mean, ratio_std)
     mx.random.seed(hp.seed)

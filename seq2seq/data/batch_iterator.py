@@ -13,10 +13,12 @@ from .dataset import ParallelData
 
 @dataclass(frozen=True)
 class IteratorPosition:
-    """Where an epoch stands: the next batch to yield (0-based) within `epoch`."""
+    """Where an epoch stands: the next batch to yield (0-based) within `epoch`; `short_only`: the epoch is one
+    pass over the short buckets only (the first phase of a length curriculum), not over all buckets."""
 
     epoch: int = 0
     batch_index: int = 0
+    short_only: bool = False
 
 
 def make_batch(sources: Sequence[np.ndarray], targets: Sequence[np.ndarray], bucket: Bucket) -> Batch:
@@ -38,13 +40,18 @@ def make_batch(sources: Sequence[np.ndarray], targets: Sequence[np.ndarray], buc
 class BucketBatchIterator:
     """Groups pairs by bucket and cuts each bucket into batches of `batch_size` sentences.
 
-    The batch order of an epoch is a pure function of (seed, epoch), so a position (epoch, batch_index) is all a
-    checkpoint needs to resume. With several workers, every worker computes the same global order and takes
-    batches `rank, rank + num_workers, ...`, truncated so that every worker runs the same number of batches.
+    The batch order of an epoch is a pure function of (seed, epoch, short_only), so a position (epoch, batch_index,
+    short_only) is all a checkpoint needs to resume. With several workers, every worker computes the same global
+    order and takes batches `rank, rank + num_workers, ...`, truncated so that every worker runs the same number
+    of batches.
+
+    `short_buckets` (indices into `buckets`, see bucketing.buckets_within): the buckets of a short-only epoch, which
+    cuts and shuffles the pairs of those buckets only, exactly as a full epoch does all of them (a full epoch's
+    order does not depend on them).
     """
 
     def __init__(self, data: ParallelData, buckets: List[Bucket], batch_size: int, seed: int, shuffle: bool = True,
-                 rank: int = 0, num_workers: int = 1, min_batch_size: int = 1):
+                 rank: int = 0, num_workers: int = 1, min_batch_size: int = 1, short_buckets: Sequence[int] = ()):
         self.data = data
         self.buckets = buckets
         self.batch_size = batch_size
@@ -54,6 +61,8 @@ class BucketBatchIterator:
         self.num_workers = num_workers
         self.min_batch_size = min_batch_size
         self.max_batches_per_epoch = None  # set when several hosts agree on a common count
+        self.max_short_batches_per_epoch = None  # the same for short-only epochs
+        self.short_buckets = frozenset(short_buckets)
         self.bucket_members = self._assign(data, buckets)
 
     @staticmethod
@@ -65,10 +74,12 @@ class BucketBatchIterator:
                 members[bucket].append(index)
         return [np.array(m, dtype=np.int64) for m in members]
 
-    def _global_batches(self, epoch: int) -> List[tuple]:
+    def _global_batches(self, epoch: int, short_only: bool = False) -> List[tuple]:
         rng = np.random.RandomState((self.seed * 1000003 + epoch) % (2 ** 32))
         batches = []
         for bucket_index, members in enumerate(self.bucket_members):
+            if short_only and bucket_index not in self.short_buckets:
+                continue
             order = rng.permutation(members) if self.shuffle else members
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start:start + self.batch_size]
@@ -78,20 +89,25 @@ class BucketBatchIterator:
             batches = [batches[i] for i in rng.permutation(len(batches))]
         return batches
 
-    def _worker_batches(self, epoch: int) -> List[tuple]:
-        batches = self._global_batches(epoch)
+    def _worker_batches(self, epoch: int, short_only: bool = False) -> List[tuple]:
+        batches = self._global_batches(epoch, short_only)
         per_worker = len(batches) // self.num_workers
-        if self.max_batches_per_epoch is not None:
-            per_worker = min(per_worker, self.max_batches_per_epoch)
+        agreed = self.max_short_batches_per_epoch if short_only else self.max_batches_per_epoch
+        if agreed is not None:
+            per_worker = min(per_worker, agreed)
         return batches[self.rank::self.num_workers][:per_worker]
 
-    def num_batches(self, epoch: int = 0) -> int:
-        """Batches this worker runs per epoch (the same for every epoch and every worker)."""
-        return len(self._worker_batches(epoch))
+    def num_batches(self, epoch: int = 0, short_only: bool = False) -> int:
+        """Batches this worker runs per epoch, or per short-only epoch (the same for every epoch and worker)."""
+        return len(self._worker_batches(epoch, short_only))
+
+    def num_short_pairs(self) -> int:
+        """Pairs in the short buckets."""
+        return sum(len(self.bucket_members[index]) for index in self.short_buckets)
 
     def epoch(self, position: IteratorPosition) -> Iterator[Batch]:
-        """Batches of `position.epoch` starting at `position.batch_index`."""
-        for bucket_index, indices in self._worker_batches(position.epoch)[position.batch_index:]:
+        """Batches of `position.epoch` (a short-only epoch when `position.short_only`) from `position.batch_index`."""
+        for bucket_index, indices in self._worker_batches(position.epoch, position.short_only)[position.batch_index:]:
             yield make_batch([self.data.sources[i] for i in indices], [self.data.targets[i] for i in indices],
                              self.buckets[bucket_index])
 

@@ -50,3 +50,10 @@ def mean_length_ratio(source_lengths: Sequence[int], target_lengths: Sequence[in
     mean = sum(ratios) / len(ratios)
     variance = sum((r - mean) ** 2 for r in ratios) / len(ratios)
     return mean, math.sqrt(variance)
+
+
+def buckets_within(buckets: Sequence[Bucket], max_tokens: int) -> List[int]:
+    """Indices of the buckets that hold only pairs of at most `max_tokens` tokens on each side: source size
+    <= max_tokens and target size <= max_tokens + 1 (a bucket's target side counts the <s> / </s> position)."""
+    return [index for index, (source_size, target_size) in enumerate(buckets)
+            if source_size <= max_tokens and target_size - 1 <= max_tokens]

@@ -11,7 +11,7 @@ import numpy as np
 from mxnet import autograd, gluon
 
 from ..data.batch import Batch
-from ..data.batch_iterator import BucketBatchIterator, IteratorPosition
+from ..data.batch_iterator import BucketBatchIterator
 from ..data.dataset import ParallelData
 from ..data.subword import SubwordModels
 from ..data.vocab import Vocabulary
@@ -22,6 +22,7 @@ from ..model.seq2seq_model import Seq2SeqModel
 from . import precision
 from . import training_state as ts
 from .checkpoint_averaging import keep_checkpoint_parameters
+from .curriculum import SHORT, Curriculum
 from .evaluation import ValidationDecoding, perplexity, perplexity_and_accuracy, validation_bleu
 from .loss import MaskedCrossEntropy, fused_softmax_loss
 from .lr_schedule import LearningRateSchedule, schedule_from_hyperparameters
@@ -121,6 +122,7 @@ class Seq2SeqTrainer:
             self.trainer, self.model.collect_params(), self.hp.gradient_clip_norm, setup.num_workers,
             precision.DynamicLossScale() if self.hp.precision == "fp16" else None)
         self.schedule: LearningRateSchedule = schedule_from_hyperparameters(self.hp)
+        self.curriculum = Curriculum.from_hyperparameters(self.hp)
         self.hooks = setup.hooks or TrainingHooks()
         self.stop_requested = False
         self.interrupted = False
@@ -140,7 +142,8 @@ class Seq2SeqTrainer:
         checkpoint_dir = self.setup.checkpoint_dir
         state = ts.load_training_state(checkpoint_dir)
         if state is None:
-            return ts.TrainingState(lr_schedule=self.schedule.state_dict(), hyperparameters=self.hp.to_dict())
+            return ts.TrainingState(lr_schedule=self.schedule.state_dict(), hyperparameters=self.hp.to_dict(),
+                                    curriculum_phase=self.curriculum.initial_phase)
         changed = sorted(name for name, value in self.hp.to_dict().items()
                          if name in state.hyperparameters and state.hyperparameters[name] != value)
         hint = ("; it was written with other hyperparameters: " + ", ".join(
@@ -179,11 +182,17 @@ class Seq2SeqTrainer:
             setup.tensorboard.open(state.num_updates)
         logger.info("%d training batches per epoch per worker; buckets %s", setup.train_iter.num_batches(),
                     setup.train_iter.bucket_table())
+        if state.curriculum_phase == SHORT:
+            logger.info("length curriculum: %d batches per short epoch per worker; all buckets from %s",
+                        setup.train_iter.num_batches(short_only=True), self.curriculum.describe_switch())
         self._start_log_interval(state)
         if self._checkpoint_due(state):
             self._checkpoint(state)           # a stop at a checkpoint update saved the state before evaluating
         while not self._finished(state):
-            for batch in setup.train_iter.epoch(IteratorPosition(state.epoch, state.batch_index)):
+            if self.curriculum.advance(state):
+                logger.info("length curriculum: all buckets from update %d (epoch %d)", state.num_updates,
+                            state.epoch)
+            for batch in setup.train_iter.epoch(self.curriculum.position(state)):
                 self._check_peers(state)
                 applied = self._update(batch, state)
                 if applied:
@@ -196,7 +205,7 @@ class Seq2SeqTrainer:
                     self._checkpoint(state)
                     if self.stop_requested:  # during the evaluation (the restart redoes it) or from on_checkpoint
                         return self._stop_now(state)
-                if self._finished(state):
+                if self._finished(state) or self.curriculum.switch_due(state):
                     break
             else:
                 state.epoch += 1
@@ -320,7 +329,7 @@ class Seq2SeqTrainer:
         elapsed = max(time.time() - start, 1e-9)
         updates = state.num_updates - updates_before
         rate = updates / elapsed
-        remaining = self.setup.train_iter.num_batches() - state.batch_index
+        remaining = self.setup.train_iter.num_batches(short_only=state.curriculum_phase == SHORT) - state.batch_index
         logger.info("epoch=%d batch=%d updates=%d updates/s=%.3f target_tokens/s=%.1f train_perplexity=%.3f "
                     "lr=%.3g eta_epoch=%.0fs", state.epoch, state.batch_index, state.num_updates, rate,
                     self._interval_tokens / elapsed, perplexity(state.train_loss_sum, state.train_tokens),

@@ -35,10 +35,11 @@ class TrainingState:
     hyperparameters: dict = field(default_factory=dict)
     skipped_updates: int = 0                   # fp16: updates skipped because the gradients overflowed
     loss_scale: Optional[dict] = None          # fp16: precision.DynamicLossScale.state_dict()
+    curriculum_phase: str = "all"              # length curriculum: "short" (short buckets only) or "all"
 
 
 # Fields added after the first release: a checkpoint written before them resumes with their defaults.
-OPTIONAL_FIELDS = frozenset({"skipped_updates", "loss_scale"})
+OPTIONAL_FIELDS = frozenset({"skipped_updates", "loss_scale", "curriculum_phase"})
 MANIFEST_KEY = "files"  # in state.json: {file name: {"bytes": n, "sha256": hex}} of the files beside it
 RECOVERY_HINT = ("delete {dir} to train from scratch, or put back a complete copy of it "
                  "(with SageMaker: of the checkpoint prefix in S3)")
