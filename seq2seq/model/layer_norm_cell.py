@@ -74,22 +74,16 @@ def zero_states(F, inputs, num_states: int, num_hidden: int):
     return [F.broadcast_axis(column, axis=1, size=num_hidden) for _ in range(num_states)]   # distinct arrays
 
 
-class LayerNormRNNLayer(HybridBlock):
+class LayerNormRNNLayer(LayerNormRecurrentCell):
     """One layer-normalised LSTM or GRU layer run step by step (the fused operator's replacement when
     `layer_normalization` is on): inputs `(seq_len, batch, input_size)` -> outputs `(seq_len, batch, num_hidden)`,
     from zero states. `layer(inputs, None)` is accepted for the fused layer's call signature. Outputs at padded
-    positions depend only on earlier positions, so they never change the outputs of real ones."""
-
-    def __init__(self, cell_type: str, num_hidden: int, input_size: int, **kwargs):
-        super().__init__(**kwargs)
-        self._cell_type = cell_type
-        self._num_hidden = num_hidden
-        declare_rnn_parameters(self, "", cell_type, num_hidden, input_size)
-        declare_layer_norm_parameters(self, cell_type, num_hidden)
+    positions depend only on earlier positions, so they never change the outputs of real ones. The parameters
+    are the cell's."""
 
     def hybrid_forward(self, F, inputs, flat=None, **params):
         assert flat is None, "a layer-normalised layer has no flat parameter vector"
-        num_states = 2 if self._cell_type == "lstm" else 1
+        num_states = self.num_states
         outputs, _ = unroll(F, lambda x, states: layer_norm_step(F, self._cell_type, self._num_hidden, x, states,
                                                                  params),
                             inputs, zero_states(F, inputs, num_states, self._num_hidden))
