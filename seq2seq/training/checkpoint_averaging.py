@@ -7,9 +7,11 @@ files, each written atomically). The file of checkpoint k is written before the 
 the files of checkpoints before k - N are then removed: the state still on disk may be checkpoint k - 1's, whose
 resume needs k - N .. k - 1. The disk holds at most N + 1 files. Files of checkpoints after k (left by a run that
 crashed between a file and its state) are removed too, and the average reads only the checkpoints up to the
-state's own count: a resumed job (SIGTERM, spot interruption) averages the same files as an uninterrupted one.
+state's own count: a resumed job (SIGTERM, spot interruption) averages the same files as an uninterrupted one. A temporary file left
+by a process killed while writing one is removed at the next checkpoint.
 """
 
+import contextlib
 import logging
 import os
 import re
@@ -60,13 +62,16 @@ def keep_checkpoint_parameters(checkpoint_dir: str, checkpoint: int, num_average
     except OSError as error:
         raise ts.storage_error("create the directory of the averaged checkpoints", directory, error,
                                "nothing was written") from error
-    ts.save_file_atomically(path, save_params, "the parameters of the earlier checkpoints are intact")
+    for name in os.listdir(directory):            # a temporary file left by a process killed while writing
+        if name.startswith("." + FILE_PREFIX) and name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(directory, name))
+    # flushed before the rename: the training state saved next may count on it after a power loss
+    ts.save_file_atomically(path, save_params, "the parameters of the earlier checkpoints are intact", fsync=True)
     for number in kept_checkpoints(checkpoint_dir):
         if number < checkpoint - num_averaged or number > checkpoint:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(kept_path(checkpoint_dir, number))
-            except FileNotFoundError:
-                pass
 
 
 def checkpoints_to_average(checkpoint_dir: str, last_checkpoint: int, num_averaged: int) -> List[int]:

@@ -67,15 +67,16 @@ def short_reason(error: BaseException) -> str:
     return (lines[-1] if lines else type(error).__name__).replace("MXNetError: ", "")[:300]
 
 
-def save_file_atomically(path: str, write, intact: str) -> None:
-    """`write(temp_path)` into a temporary file next to `path`, then rename it over `path` (atomic_write.write_with).
+def save_file_atomically(path: str, write, intact: str, fsync: bool = False) -> None:
+    """`write(temp_path)` into a temporary file next to `path`, then rename it over `path` (atomic_write.write_with;
+    `fsync`: flush the data to the disk before the rename).
 
     Any failure (full disk, no permission, an MXNet write error) removes the temporary file, leaves `path`
     as it was and raises StorageError naming `path` and saying what is `intact`; other exceptions propagate
     unchanged (the temporary file is removed as well).
     """
     try:
-        write_with(path, write)
+        write_with(path, write, fsync=fsync)
     except (OSError, mx.base.MXNetError) as error:
         raise storage_error("write", path, error, intact) from error
 

@@ -93,3 +93,12 @@ def test_a_failing_write_keeps_the_earlier_files_and_names_the_file(tmp_path):
         averaging.keep_checkpoint_parameters(str(tmp_path), 3, 3, full_disk)
     assert averaging.kept_checkpoints(str(tmp_path)) == [1, 2]
     assert sorted(os.listdir(averaging.kept_dir(str(tmp_path)))) == ["params.00001", "params.00002"]
+
+
+def test_a_temporary_file_of_a_killed_write_is_removed_at_the_next_checkpoint(tmp_path):
+    keep(tmp_path, [1], 3)
+    leftover = os.path.join(averaging.kept_dir(str(tmp_path)), ".params.00002.abc123.tmp")
+    with open(leftover, "wb") as stream:
+        stream.write(b"half a parameter file")
+    keep(tmp_path, [2], 3)
+    assert sorted(os.listdir(averaging.kept_dir(str(tmp_path)))) == ["params.00001", "params.00002"]
