@@ -33,4 +33,4 @@ def check_joint_vocabulary(options, source_vocab: Vocabulary, target_vocab: Voca
                       f"{target_vocab.id_to_token[index]!r} in the second")
     raise UserError(f"hyperparameter 'weight_tying_type' = \"{options.weight_tying_type}\" ties the source and target "
                     f"embeddings, which needs one vocabulary, but {source_name} and {target_name} differ "
-                    f"({difference}); prepare the data with `python -m recordio_tools prepare --joint-vocab`")
+                    f"({difference}); prepare the data with 'python -m recordio_tools prepare --joint-vocab'")

@@ -169,7 +169,7 @@ def test_tied_source_and_target_need_identical_vocabularies():
     assert str(info.value) == (
         "hyperparameter 'weight_tying_type' = \"src_trg\" ties the source and target embeddings, which needs one "
         "vocabulary, but v/vocab.src.json and v/vocab.trg.json differ (id 4 is 'a' in the first, 'b' in the "
-        "second); prepare the data with `python -m recordio_tools prepare --joint-vocab`")
+        "second); prepare the data with 'python -m recordio_tools prepare --joint-vocab'")
     with pytest.raises(UserError, match=r"differ \(6 and 5 tokens\)"):
         check_joint_vocabulary(src_trg, vocab("a", "b"), vocab("a"), "s", "t")
     # trg_softmax, or no tying at all, takes any two vocabularies.
