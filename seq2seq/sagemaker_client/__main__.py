@@ -1,4 +1,4 @@
-"""`python -m seq2seq.sagemaker_client submit|deploy|transform|logs|status` (see seq2seq.sagemaker_client.cli)."""
+"""`python -m seq2seq.sagemaker_client submit|tune|deploy|transform|logs|status` (see seq2seq.sagemaker_client.cli)."""
 
 import sys
 

@@ -2,6 +2,7 @@
 
 import argparse
 
+from seq2seq.sagemaker_client import job_requests as jr
 from seq2seq.sagemaker_client import monitor
 
 COMMON_HELP = "AWS credentials and region come from the environment, ~/.aws, --profile and --region."
@@ -22,13 +23,11 @@ def _add_model_source(parser) -> None:
                         help="container environment, e.g. SAGEMAKER_MODEL_SERVER_WORKERS=2 (repeatable)")
 
 
-def _add_submit(commands) -> None:
-    p = commands.add_parser("submit", help="create a training job", description=(
-        "Create a SageMaker training job running IMAGE train. Data: --data DIR (uploaded to "
-        "<s3-prefix>/<job>/data/{train,validation,vocab}/) or S3 URIs for the three channels."))
+def _add_training_definition(p, default_name: str) -> None:
+    """The options `submit` and `tune` share: image, role, data, hyperparameters, resources, spot, tags."""
     p.add_argument("--image", required=True, help="image URI in ECR")
     p.add_argument("--role", required=True, help="SageMaker execution role ARN")
-    p.add_argument("--job-name", help="default: seq2seq-<UTC timestamp>")
+    p.add_argument("--job-name", help=f"default: {default_name}-<UTC timestamp>")
     p.add_argument("--data", help="local directory from `recordio_tools prepare` (or with channel subdirectories)")
     p.add_argument("--s3-prefix", help="s3://bucket/prefix for uploaded data, output and checkpoints")
     for channel in ("train", "validation", "vocab"):
@@ -47,11 +46,50 @@ def _add_submit(commands) -> None:
     p.add_argument("--input-mode", default="File", choices=("File", "Pipe", "FastFile"))
     p.add_argument("--spot", action="store_true", help="managed spot training (resumes from checkpoints)")
     p.add_argument("--max-wait-s", type=int, help="spot: total wait, at least --max-runtime-s")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="resource tag (repeatable)")
+
+
+def _add_submit(commands) -> None:
+    p = commands.add_parser("submit", help="create a training job", description=(
+        "Create a SageMaker training job running IMAGE train. Data: --data DIR (uploaded to "
+        "<s3-prefix>/<job>/data/{train,validation,vocab}/) or S3 URIs for the three channels."))
+    _add_training_definition(p, "seq2seq")
     p.add_argument("--checkpoint-s3", help="S3 URI synced with /opt/ml/checkpoints "
                                            "(default: <output-path>/<job>/checkpoints)")
     p.add_argument("--no-checkpoints", action="store_true", help="no CheckpointConfig")
-    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="resource tag (repeatable)")
+    p.add_argument("--tensorboard-s3", metavar="S3_URI",
+                   help="upload the job's TensorBoard event files there while it runs (TensorBoardOutputConfig)")
+    p.add_argument("--tensorboard-local-path", default=jr.TENSORBOARD_LOCAL_PATH,
+                   help="directory in the container that SageMaker uploads (the job writes its event files there)")
     p.add_argument("--wait", action="store_true", help="follow the logs until the job ends")
+
+
+def _add_tune(commands) -> None:
+    p = commands.add_parser("tune", help="create a hyperparameter tuning job", description=(
+        "Create a SageMaker hyperparameter tuning job over the training definition `submit` sends: the "
+        "hyperparameters given here are static, the ranges file's are searched. Everything is checked "
+        "before the data is uploaded or the job is created."))
+    _add_training_definition(p, "seq2seq-tune")
+    search = p.add_argument_group("search")
+    search.add_argument("--ranges", required=True, metavar="FILE",
+                        help="search space, .json or .yaml: {name: {type: continuous|integer|categorical, "
+                             "min, max, scaling} or {type: categorical, values: [...]}}")
+    search.add_argument("--strategy", default="Bayesian", choices=jr.STRATEGIES)
+    search.add_argument("--objective", default="validation:bleu", choices=sorted(jr.OBJECTIVES),
+                        help="validation:bleu is maximized (needs bleu_sample_size != 0), "
+                             "validation:perplexity minimized")
+    search.add_argument("--max-jobs", type=int, default=10, help="training jobs in all")
+    search.add_argument("--max-parallel-jobs", type=int, default=1, help="training jobs at a time")
+    search.add_argument("--early-stopping", default="Off", choices=jr.EARLY_STOPPING_TYPES,
+                        help="Auto: SageMaker stops training jobs unlikely to beat the best (not with Hyperband)")
+    search.add_argument("--min-resource", type=int, help="Hyperband: epochs before a job may be stopped")
+    search.add_argument("--max-resource", type=int, help="Hyperband: most epochs of a job (default: the static "
+                                                         "hyperparameter epochs)")
+    search.add_argument("--warm-start-from", metavar="JOB1,JOB2", help="up to 5 earlier tuning jobs to start from")
+    search.add_argument("--warm-start-type", default="IdenticalDataAndAlgorithm", choices=jr.WARM_START_TYPES)
+    p.add_argument("--checkpoint-s3", help="S3 URI synced with /opt/ml/checkpoints by every training job of the "
+                                           "tuning job (default: none)")
+    p.add_argument("--wait", action="store_true", help="poll until the tuning job ends, then show the best job")
 
 
 def _add_deploy(commands) -> None:
@@ -79,13 +117,17 @@ def _add_transform(commands) -> None:
 
 
 def _add_monitoring(commands) -> None:
-    for command, text in (("logs", "print the CloudWatch logs"), ("status", "show the status")):
-        p = commands.add_parser(command, help=text)
-        p.add_argument("name", help="job or endpoint name")
-        p.add_argument("--kind", choices=sorted(monitor.KINDS), default="training")
-        if command == "logs":
-            p.add_argument("--follow", action="store_true", help="keep printing until the job ends")
-            p.add_argument("--poll-s", type=float, default=15.0, help="seconds between polls with --follow")
+    logs = commands.add_parser("logs", help="print the CloudWatch logs")
+    logs.add_argument("name", help="job or endpoint name")
+    logs.add_argument("--kind", choices=sorted(k for k, kind in monitor.KINDS.items() if kind.log_group),
+                      default="training")
+    logs.add_argument("--follow", action="store_true", help="keep printing until the job ends")
+    logs.add_argument("--poll-s", type=float, default=15.0, help="seconds between polls with --follow")
+    status = commands.add_parser("status", help="show the status (of a tuning job: the best training job)")
+    status.add_argument("name", help="job or endpoint name")
+    status.add_argument("--kind", choices=sorted(monitor.KINDS), default="training")
+    status.add_argument("--wait", action="store_true", help="poll until it ends (or is in service)")
+    status.add_argument("--poll-s", type=float, default=15.0, help="seconds between polls with --wait")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      epilog=COMMON_HELP)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_submit(commands)
+    _add_tune(commands)
     _add_deploy(commands)
     _add_transform(commands)
     _add_monitoring(commands)

@@ -1,10 +1,12 @@
-"""`python -m seq2seq.sagemaker_client submit|deploy|transform|logs|status`: run the image on SageMaker.
+"""`python -m seq2seq.sagemaker_client submit|tune|deploy|transform|logs|status`: run the image on SageMaker.
 
     submit     upload a prepared data directory (or take S3 URIs) and create a training job
+    tune       the same training definition searched by a hyperparameter tuning job (ranges from a file)
     deploy     model + endpoint config + endpoint from a training job or a model.tar.gz
     transform  batch transform of JSON lines ({"source": ...} -> {"target": ...})
     logs       print (or follow) the CloudWatch logs of a job or endpoint
-    status     status, failure reason, final metrics and artifacts
+    status     status, failure reason, final metrics and artifacts; of a tuning job: its training jobs
+               by status and the best one (--wait polls until it ends)
 
 AWS credentials and region come from the usual places (environment, ~/.aws, --profile, --region).
 """
@@ -19,6 +21,7 @@ from seq2seq.hyperparameters import parse_hyperparameters
 from seq2seq.sagemaker_client import job_requests as jr
 from seq2seq.sagemaker_client import monitor
 from seq2seq.sagemaker_client.s3_data import join_s3, parse_s3_uri, upload_channels
+from seq2seq.search_space import check_combinations, check_static, load_search_space
 
 
 class AwsClients:
@@ -48,8 +51,8 @@ def parse_key_values(pairs: List[str], what: str) -> Dict[str, str]:
     return result
 
 
-def collect_hyperparameters(file_path: Optional[str], pairs: List[str]) -> Dict[str, str]:
-    """The file's hyperparameters overridden by --hp pairs, validated here, sent as strings."""
+def read_hyperparameters(file_path: Optional[str], pairs: List[str]) -> dict:
+    """The file's hyperparameters overridden by --hp pairs, as given (not validated)."""
     values = {}
     if file_path:
         try:
@@ -60,7 +63,17 @@ def collect_hyperparameters(file_path: Optional[str], pairs: List[str]) -> Dict[
         if not isinstance(values, dict):
             raise UserError(f"{file_path}: hyperparameters must be a JSON object")
     values.update(parse_key_values(pairs, "--hp"))
+    return values
+
+
+def collect_hyperparameters(file_path: Optional[str], pairs: List[str]) -> Dict[str, str]:
+    """The file's hyperparameters overridden by --hp pairs, validated here, sent as strings."""
+    values = read_hyperparameters(file_path, pairs)
     parse_hyperparameters(values, source="hyperparameters")  # fail before anything is paid for
+    return _as_strings(values)
+
+
+def _as_strings(values: dict) -> Dict[str, str]:
     return {name: _as_string(value) for name, value in values.items()}
 
 
@@ -72,6 +85,23 @@ def _as_string(value) -> str:
 
 def cmd_submit(args, clients, emit, sleep) -> int:
     name = args.job_name or jr.default_name("seq2seq")
+    spec = training_spec(args, clients, emit, name, collect_hyperparameters(args.hyperparameters, args.hp),
+                         default_checkpoints=True)
+    if args.no_checkpoints:
+        spec.checkpoint_s3_uri = None
+    if args.tensorboard_s3:
+        parse_s3_uri(args.tensorboard_s3)
+        spec.tensorboard_s3_uri, spec.tensorboard_local_path = args.tensorboard_s3, args.tensorboard_local_path
+    answer = clients("sagemaker").create_training_job(**jr.training_job_request(spec))
+    emit(f"training job {name} created: {answer['TrainingJobArn']}")
+    return _wait_if_asked(args, clients, emit, sleep, "training", name)
+
+
+def training_spec(args, clients, emit, name: str, hyperparameters: Dict[str, str],
+                  default_checkpoints: bool) -> jr.TrainingJobSpec:
+    """The training definition of `submit` and `tune` from their shared options: the channels (uploading
+    --data to <s3-prefix>/<name>/data/ first), output, resources, spot and checkpoints (--checkpoint-s3, else
+    <output>/<name>/checkpoints when `default_checkpoints`)."""
     if args.data:
         if not args.s3_prefix:
             raise UserError("--data needs --s3-prefix (where to upload it)")
@@ -83,23 +113,58 @@ def cmd_submit(args, clients, emit, sleep) -> int:
             raise UserError(f"give --data DIR, or all of --train --validation --vocab (missing {' '.join(missing)})")
         for uri in channels.values():
             parse_s3_uri(uri)
-    for uri in (args.model_uri, args.embeddings):
+    for uri in (args.model_uri, args.embeddings, args.checkpoint_s3):
         if uri:
             parse_s3_uri(uri)
     output = args.output_path or (join_s3(args.s3_prefix, "output") if args.s3_prefix else None)
     if not output:
         raise UserError("give --output-path or --s3-prefix")
-    checkpoints = None if args.no_checkpoints else (args.checkpoint_s3 or join_s3(output, name, "checkpoints"))
-    spec = jr.TrainingJobSpec(
+    checkpoints = args.checkpoint_s3 or (join_s3(output, name, "checkpoints") if default_checkpoints else None)
+    return jr.TrainingJobSpec(
         name=name, image=args.image, role_arn=args.role, channels=channels, output_path=output,
-        hyperparameters=collect_hyperparameters(args.hyperparameters, args.hp),
+        hyperparameters=hyperparameters,
         instance_type=args.instance_type, instance_count=args.instance_count, volume_size_gb=args.volume_size_gb,
         max_runtime_s=args.max_runtime_s, input_mode=args.input_mode, spot=args.spot, max_wait_s=args.max_wait_s,
         checkpoint_s3_uri=checkpoints, tags=parse_key_values(args.tag, "--tag"), model_uri=args.model_uri,
         embeddings_uri=args.embeddings)
-    answer = clients("sagemaker").create_training_job(**jr.training_job_request(spec))
-    emit(f"training job {name} created: {answer['TrainingJobArn']}")
-    return _wait_if_asked(args, clients, emit, sleep, "training", name)
+
+
+def cmd_tune(args, clients, emit, sleep) -> int:
+    """Check everything (ranges file, static hyperparameters with the ranges, the tuning constraints) before
+    uploading data or creating the tuning job."""
+    name = args.job_name or jr.default_name("seq2seq-tune")
+    ranges = load_search_space(args.ranges)
+    static = read_hyperparameters(args.hyperparameters, args.hp)
+    check_static(ranges, static, source="static hyperparameters")
+    check_combinations(ranges, static, source=args.ranges)
+    _check_objective_is_reported(args.objective, ranges, static)
+    tuning = jr.TuningJobSpec(
+        name=name, ranges=ranges, objective=args.objective, strategy=args.strategy,
+        max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs, early_stopping=args.early_stopping,
+        warm_start_parents=_names(args.warm_start_from), warm_start_type=args.warm_start_type,
+        min_resource=args.min_resource, max_resource=args.max_resource)
+    jr.check_tuning(tuning, static)      # before the upload
+    # Every training job of a tuning job gets the same CheckpointConfig: only where asked (see the README).
+    training = training_spec(args, clients, emit, name, _as_strings(static), default_checkpoints=False)
+    answer = clients("sagemaker").create_hyper_parameter_tuning_job(**jr.tuning_job_request(tuning, training))
+    emit(f"tuning job {name} created: {answer['HyperParameterTuningJobArn']} ({args.strategy}, "
+         f"{jr.OBJECTIVES[args.objective].lower()} {args.objective}, {len(ranges)} ranges, up to {args.max_jobs} "
+         f"training jobs, {args.max_parallel_jobs} at a time)")
+    return _wait_if_asked(args, clients, emit, sleep, "tuning", name)
+
+
+def _check_objective_is_reported(objective: str, ranges: list, static: dict) -> None:
+    """The job prints validation BLEU only with bleu_sample_size != 0 (its default is 0)."""
+    if objective != "validation:bleu" or any(r.name == "bleu_sample_size" for r in ranges):
+        return
+    if parse_hyperparameters(static, source="static hyperparameters").bleu_sample_size == 0:
+        raise UserError("objective validation:bleu needs BLEU at every checkpoint: add the static hyperparameter "
+                        "bleu_sample_size=-1 (all validation sentences) or N >= 1")
+
+
+def _names(text: Optional[str]) -> List[str]:
+    """"a,b, c" -> ["a", "b", "c"]."""
+    return [part.strip() for part in (text or "").split(",") if part.strip()]
 
 
 def _training_job_defaults(args, clients) -> None:
@@ -159,7 +224,10 @@ def cmd_logs(args, clients, emit, sleep) -> int:
 
 
 def cmd_status(args, clients, emit, sleep) -> int:
-    description = monitor.describe(clients("sagemaker"), args.kind, args.name)
+    if args.wait:
+        description = monitor.watch(clients("sagemaker"), args.kind, args.name, emit, poll_s=args.poll_s, sleep=sleep)
+    else:
+        description = monitor.describe(clients("sagemaker"), args.kind, args.name)
     for line in monitor.status_lines(args.kind, description):
         emit(line)
     return _exit_code(args.kind, description)
@@ -167,19 +235,31 @@ def cmd_status(args, clients, emit, sleep) -> int:
 
 def _wait_if_asked(args, clients, emit, sleep, kind: str, name: str) -> int:
     if not args.wait:
-        emit(f"follow it with: python -m seq2seq.sagemaker_client logs {name} --kind {kind} --follow")
+        if monitor.KINDS[kind].log_group:
+            emit(f"follow it with: python -m seq2seq.sagemaker_client logs {name} --kind {kind} --follow")
+        else:
+            emit(f"follow it with: python -m seq2seq.sagemaker_client status {name} --kind {kind} --wait")
         return 0
-    description = monitor.follow(clients("sagemaker"), clients("logs"), kind, name, emit, sleep=sleep)
+    if monitor.KINDS[kind].log_group:
+        description = monitor.follow(clients("sagemaker"), clients("logs"), kind, name, emit, sleep=sleep)
+    else:
+        description = monitor.watch(clients("sagemaker"), kind, name, emit, sleep=sleep)
     for line in monitor.status_lines(kind, description):
         emit(line)
     return _exit_code(kind, description)
 
 
 def _exit_code(kind: str, description: dict) -> int:
-    return 1 if description.get(monitor.KINDS[kind].status_key) in ("Failed", "OutOfService") else 0
+    """1 for a failed job or endpoint, and for a finished tuning job without a best training job."""
+    status = description.get(monitor.KINDS[kind].status_key)
+    if status in ("Failed", "OutOfService"):
+        return 1
+    if kind == "tuning" and status in monitor.TERMINAL_STATES and not description.get("BestTrainingJob"):
+        return 1
+    return 0
 
 
-COMMANDS = {"submit": cmd_submit, "deploy": cmd_deploy, "transform": cmd_transform, "logs": cmd_logs,
+COMMANDS = {"submit": cmd_submit, "tune": cmd_tune, "deploy": cmd_deploy, "transform": cmd_transform, "logs": cmd_logs,
             "status": cmd_status}
 
 
