@@ -21,7 +21,7 @@ from seq2seq.hyperparameters import parse_hyperparameters
 from seq2seq.sagemaker_client import job_requests as jr
 from seq2seq.sagemaker_client import monitor
 from seq2seq.sagemaker_client.s3_data import join_s3, parse_s3_uri, upload_channels
-from seq2seq.search_space import check_combinations, check_static, load_search_space
+from seq2seq.search_space import check_combinations, check_static, load_search_space, value_text
 
 
 class AwsClients:
@@ -74,13 +74,8 @@ def collect_hyperparameters(file_path: Optional[str], pairs: List[str]) -> Dict[
 
 
 def _as_strings(values: dict) -> Dict[str, str]:
-    return {name: _as_string(value) for name, value in values.items()}
-
-
-def _as_string(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if isinstance(value, str) else json.dumps(value)
+    """Hyperparameter values as SageMaker passes them: text as it is, numbers and booleans as JSON."""
+    return {name: value_text(value) for name, value in values.items()}
 
 
 def cmd_submit(args, clients, emit, sleep) -> int:
