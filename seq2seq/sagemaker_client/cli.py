@@ -152,7 +152,8 @@ def _check_objective_is_reported(objective: str, ranges: list, static: dict) -> 
     """The job prints validation BLEU only with bleu_sample_size != 0 (its default is 0)."""
     if objective != "validation:bleu" or any(r.name == "bleu_sample_size" for r in ranges):
         return
-    if parse_hyperparameters(static, source="static hyperparameters").bleu_sample_size == 0:
+    given = {"bleu_sample_size": static["bleu_sample_size"]} if "bleu_sample_size" in static else {}
+    if parse_hyperparameters(given, source="static hyperparameters").bleu_sample_size == 0:
         raise UserError("objective validation:bleu needs BLEU at every checkpoint: add the static hyperparameter "
                         "bleu_sample_size=-1 (all validation sentences) or N >= 1")
 
