@@ -410,9 +410,11 @@ class Seq2SeqTrainer:
         return lr_reduced
 
     def _log_checkpoint(self, state: ts.TrainingState, record: dict, lr_reduced: bool) -> None:
-        """The `#quality_metric:` lines SageMaker's metric regexes read, and a learning-rate reduction."""
-        for line in metric_lines(self.setup.host, record):
-            self.setup.metric_printer(line)
+        """The `#quality_metric:` lines SageMaker's metric regexes read (host 0 only: the regexes match any host's
+        line, and a tuning job must see each objective value once), and a learning-rate reduction."""
+        if self.setup.is_master:
+            for line in metric_lines(self.setup.host, record):
+                self.setup.metric_printer(line)
         if "validation_shortlist_coverage" in record:
             logger.info("decoding shortlist: it holds %.2f%% of the full search's output tokens on the validation "
                         "sample", 100 * record["validation_shortlist_coverage"])

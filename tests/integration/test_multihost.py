@@ -128,6 +128,8 @@ def test_two_hosts_end_with_identical_parameters_and_only_host_0_writes_the_mode
     assert os.path.exists(os.path.join(bases["algo-1"], "model", "params.best"))
     assert not os.path.exists(os.path.join(bases["algo-2"], "model", "params.best"))
     assert "training finished after 24 updates" in read(logs["algo-2"])
+    assert "#quality_metric: host=algo-1" in read(logs["algo-1"])      # the objective's lines: once, from host 0
+    assert "#quality_metric" not in read(logs["algo-2"])
     metrics = json.loads(read(os.path.join(bases["algo-1"], "model", "metrics.json")))
     assert metrics["num_updates"] == 24
     for host in HOSTS:
