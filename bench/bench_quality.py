@@ -32,16 +32,16 @@ import datetime
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from bench.bench_train import machine_info, make_job_tree
+from bench.bench_train import machine_info
 from bench.prepare_multi30k import SOURCE_LANG, TARGET_LANG, prepare
 from bench.results_io import save_results
 from seq2seq.data.subword import SUBWORD_FILES
+from seq2seq.local_job import make_job_tree, stop_job
 from seq2seq.shared_data import shared_data_dir
 from bench.sockeye_peer import exit_on_sigterm, omp_env
 import recipes
@@ -51,7 +51,6 @@ RESULTS_FILES = {"raw": REPO_ROOT / "bench" / "results" / "quality.json",
                  "words": REPO_ROOT / "bench" / "results" / "quality-words.json"}
 WORK_DIRS = {"raw": REPO_ROOT / "build" / "bench" / "quality", "words": REPO_ROOT / "build" / "bench" / "quality-words"}
 SUBWORD_DIR = REPO_ROOT / "build" / "multi30k"
-STOP_GRACE_SECONDS = 600
 
 # The README's settings for a small corpus (29k pairs, ~453 updates an epoch): recipes/multi30k-small-corpus.
 QUALITY_RECIPE = "multi30k-small-corpus"
@@ -111,25 +110,12 @@ def prepare_tree(base: Path, rec_dir: Path, hyperparameters: dict, fresh: bool) 
     if fresh and base.exists():
         shutil.rmtree(base)
     if not (base / "input" / "data").exists():
-        make_job_tree(base, rec_dir, hyperparameters)
-        for name in SUBWORD_FILES:          # raw text: the subword models travel in the vocab channel
-            if (Path(rec_dir) / name).exists():
-                os.symlink(Path(rec_dir).resolve() / name, base / "input" / "data" / "vocab" / name)
+        make_job_tree(base, rec_dir, hyperparameters, with_subword_models=True)  # raw text: in the vocab channel
     else:
         (base / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
     for stale in ("output/failure", "output/success"):
         (base / stale).unlink(missing_ok=True)
     return base
-
-
-def stop_job(proc: subprocess.Popen) -> None:
-    """SIGTERM the training job (it saves its state and exports the best model), SIGKILL if it hangs."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def run_training(base: Path, log_path: Path, max_minutes: float | None, threads: int = 2) -> dict:

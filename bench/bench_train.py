@@ -45,6 +45,7 @@ from bench import onmt_peer, small_model, sockeye_peer
 from bench.job_runner import run_training_job
 from bench.prepare_multi30k import prepare
 from bench.results_io import relative, save_results
+from seq2seq.local_job import make_job_tree  # noqa: F401 (the benchmarks' job trees: bench_quality, small_model, ...)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "train.json"
@@ -111,29 +112,6 @@ def summarise_ours(log_text: str, interval: int, warmup_updates: int, mean_targe
             "target_tokens_per_s_derived": updates_per_s * BATCH_SIZE * mean_target_len,
             "measured_updates": len(measured) * interval, "warmup_updates": warmup_updates,
             "peak_rss_mib": peak_rss_mib, "wall_s": wall_s}
-
-
-def make_job_tree(base: Path, rec_dir: Path, hyperparameters: dict) -> Path:
-    """A SageMaker ``/opt/ml`` tree under ``base`` with channels linked to ``rec_dir``."""
-    rec_dir = Path(rec_dir).resolve()
-    links = {"train": ["train.rec"], "validation": ["val.rec"],
-             "vocab": ["vocab.src.json", "vocab.trg.json"]}
-    for channel, names in links.items():
-        directory = base / "input" / "data" / channel
-        directory.mkdir(parents=True, exist_ok=True)
-        for name in names:
-            if not (rec_dir / name).exists():
-                raise FileNotFoundError(f"prepared data file missing: {rec_dir / name}")
-            os.symlink(rec_dir / name, directory / name)
-    config = base / "input" / "config"
-    config.mkdir(parents=True, exist_ok=True)
-    (config / "hyperparameters.json").write_text(json.dumps(hyperparameters, indent=2))
-    channel_config = {c: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated",
-                          "RecordWrapperType": "None"} for c in links}
-    (config / "inputdataconfig.json").write_text(json.dumps(channel_config, indent=2))
-    for sub in ("model", "output/data", "checkpoints"):
-        (base / sub).mkdir(parents=True, exist_ok=True)
-    return base
 
 
 def job_hyperparameters(variant: dict, max_updates: int, log_every: int, seed: int) -> dict:

@@ -63,7 +63,7 @@ class ParameterRange:
     scaling: str = "auto"
 
 
-def _declared_kinds() -> Dict[str, Kind]:
+def declared_kinds() -> Dict[str, Kind]:
     """The gate's kind (allowed values) of every hyperparameter."""
     return {f.name: f.metadata["kind"] for f in dataclasses.fields(Hyperparameters) if "kind" in f.metadata}
 
@@ -209,7 +209,7 @@ def parse_search_space(mapping: dict, source: str) -> List[ParameterRange]:
                           f"got {type(mapping).__name__}"], source)
     if not mapping:
         _raise_if_errors(["the search space has no ranges"], source)
-    declared, ranges, errors = _declared_kinds(), [], []
+    declared, ranges, errors = declared_kinds(), [], []
     for key, entry in mapping.items():
         name = str(key)
         problem = _name_problem(name, declared)
@@ -300,3 +300,21 @@ def check_combinations(ranges: List[ParameterRange], static: dict, source: str) 
                 raise HyperparameterError(
                     f"{source}: entry '{parameter_range.name}' = {value!r} with the static hyperparameters: "
                     f"{error.message}") from None
+
+
+def check_objective_reported(objective: str, ranges: List[ParameterRange], static: dict, source: str) -> None:
+    """validation:bleu needs BLEU at every checkpoint, which the job computes only with bleu_sample_size != 0
+    (default 0): refuse a static value of 0, or a range that can give 0. Other objectives are always reported."""
+    if objective != "validation:bleu":
+        return
+    ranged = next((r for r in ranges if r.name == "bleu_sample_size"), None)
+    if ranged is None:
+        given = {"bleu_sample_size": static["bleu_sample_size"]} if "bleu_sample_size" in static else {}
+        can_be_zero = parse_hyperparameters(given, source=source).bleu_sample_size == 0
+    elif ranged.kind == "categorical":
+        can_be_zero = any(decode_value(value) == 0 for value in ranged.values)
+    else:
+        can_be_zero = ranged.low <= 0 <= ranged.high
+    if can_be_zero:
+        raise HyperparameterError(f"{source}: objective validation:bleu needs BLEU at every checkpoint: set "
+                                  "bleu_sample_size to -1 (all validation sentences) or N >= 1")

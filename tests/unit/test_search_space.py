@@ -6,7 +6,8 @@ import pytest
 
 from seq2seq.errors import HyperparameterError, UserError
 from seq2seq.search_space import (
-    SCALINGS, ParameterRange, check_combinations, check_static, load_search_space, parse_search_space,
+    SCALINGS, ParameterRange, check_combinations, check_objective_reported, check_static, load_search_space,
+    parse_search_space,
 )
 
 SPACE = {
@@ -190,3 +191,16 @@ def test_rules_between_hyperparameters_are_checked_with_the_static_ones():
     with pytest.raises(HyperparameterError, match="the static hyperparameters with every range at its first value: "
                                                   "unknown hyperparameter 'batch_sise'"):
         check_combinations(EXPECTED, {"batch_sise": "3"}, "s")
+
+
+def test_the_bleu_objective_needs_bleu_at_every_checkpoint():
+    check_objective_reported("validation:perplexity", EXPECTED, {}, "static")
+    check_objective_reported("validation:bleu", EXPECTED, {"bleu_sample_size": "-1"}, "static")
+    with pytest.raises(HyperparameterError, match="static: objective validation:bleu needs BLEU"):
+        check_objective_reported("validation:bleu", EXPECTED, {}, "static")  # the default is 0
+    for entry in ({"type": "integer", "min": 0, "max": 100}, {"type": "categorical", "values": [100, 0]}):
+        ranged = parse_search_space({"bleu_sample_size": entry}, "s")
+        with pytest.raises(HyperparameterError, match="needs BLEU"):
+            check_objective_reported("validation:bleu", ranged, {}, "s")
+    check_objective_reported("validation:bleu", parse_search_space(
+        {"bleu_sample_size": {"type": "categorical", "values": [-1, 100]}}, "s"), {}, "s")
