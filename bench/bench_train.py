@@ -45,7 +45,7 @@ from bench import onmt_peer, small_model, sockeye_peer
 from bench.job_runner import run_training_job
 from bench.prepare_multi30k import prepare
 from bench.results_io import relative, save_results
-from seq2seq.local_job import make_job_tree  # noqa: F401 (the benchmarks' job trees: bench_quality, small_model, ...)
+from seq2seq.local_job import make_job_tree
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_FILE = REPO_ROOT / "bench" / "results" / "train.json"

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 from .constants import (FAILURE_FILE, SUBWORD_FILES, TRAIN_CHANNEL, TRAIN_FILE, VALIDATION_CHANNEL, VALIDATION_FILE,
                         VOCAB_CHANNEL, VOCAB_SOURCE_FILE, VOCAB_TARGET_FILE)
@@ -100,10 +100,11 @@ def make_job_tree(base: Path, rec_dir: Path, hyperparameters: dict, copy: bool =
 
 
 def container_command(cli: str, image: str, tree: Path, threads: Optional[int] = None,
-                      name: Optional[str] = None) -> List[str]:
+                      name: Optional[str] = None, extra: Sequence[str] = ()) -> List[str]:
     """`docker run --rm -v TREE:/opt/ml IMAGE train`, as SageMaker runs a training job (podman takes the same).
 
-    `threads` sets OMP_NUM_THREADS in the container; `name` names the container."""
+    `threads` sets OMP_NUM_THREADS in the container; `name` names the container; `extra` are more options of
+    `run` (e.g. `--gpus all`, or podman's `--runtime runc`)."""
     if cli not in CONTAINER_CLIS:
         raise UserError(f"container CLI {cli!r} is not supported; allowed: {', '.join(CONTAINER_CLIS)}")
     command = [cli, "run", "--rm", "-v", f"{Path(tree).resolve()}:/opt/ml"]
@@ -111,7 +112,7 @@ def container_command(cli: str, image: str, tree: Path, threads: Optional[int] =
         command += ["--name", name]
     if threads:
         command += ["-e", f"OMP_NUM_THREADS={threads}"]
-    return command + [image, "train"]
+    return command + list(extra) + [image, "train"]
 
 
 def local_command() -> List[str]:

@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "hyperparameters.json, or inline JSON); only the searched names are taken")
     parser.add_argument("--image", help="run each trial in this image: docker run --rm -v TREE:/opt/ml IMAGE train")
     parser.add_argument("--container-cli", choices=CONTAINER_CLIS, default="docker", help="default %(default)s")
+    parser.add_argument("--container-arg", action="append", default=[], metavar="ARG",
+                        help="one more option of `run` before IMAGE, e.g. --container-arg=--gpus=all (repeatable)")
     parser.add_argument("--threads", type=_positive(int), help="OpenMP threads of a trial's job")
     parser.add_argument("--poll-seconds", type=_positive(float), default=2.0,
                         help="how often a trial's checkpoint metrics are read (default %(default)s)")
@@ -96,7 +98,7 @@ def settings_from(args: argparse.Namespace) -> SearchSettings:
     static = parse_key_values(args.hp, "--hp")
     trial = TrialSettings(data_dir=args.data.resolve(), objective=args.objective, trial_minutes=args.trial_minutes,
                           poll_seconds=args.poll_seconds, threads=args.threads, image=args.image,
-                          container_cli=args.container_cli)
+                          container_cli=args.container_cli, container_args=tuple(args.container_arg))
     return SearchSettings(ranges=ranges, space_source=args.space, work_dir=args.work_dir.resolve(),
                           trials=args.trials, trial=trial, base=base, static=static, sampler=args.sampler,
                           pruner=args.pruner, seed=args.seed, study_name=args.study_name,

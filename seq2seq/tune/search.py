@@ -19,7 +19,7 @@ from seq2seq.local_job import check_prepared_data
 from seq2seq.search_space import ParameterRange, check_combinations, check_objective_reported, check_static
 from seq2seq.tune import results, study_store
 from seq2seq.tune.sampling import distributions, enqueued_params, hyperparameter_values
-from seq2seq.tune.trial_runner import COMPLETE, PRUNED, TrialOutcome, TrialSettings, run_trial
+from seq2seq.tune.trial_runner import COMPLETE, FAILED, PRUNED, TrialOutcome, TrialSettings, run_trial
 
 TRIALS_DIR = "trials"
 SAMPLERS = ("random", "tpe")
@@ -129,7 +129,7 @@ def run_search(settings: SearchSettings, pruner: Optional[optuna.pruners.BasePru
                 outcome = run_trial(trial, job_hyperparameters, work_dir / TRIALS_DIR / f"{trial.number:04d}",
                                     trial_settings)
             except HyperparameterError as error:
-                outcome = TrialOutcome("failed", None, 0, 0, 0.0, failure=error.message)
+                outcome = TrialOutcome(FAILED, None, 0, 0, 0.0, failure=error.message)
             except BaseException:
                 study_store.mark_interrupted(study, study._storage.get_trial(trial._trial_id))
                 results.write_results(work_dir, study, settings.ranges, objective, trial_settings.maximize)

@@ -8,13 +8,14 @@ value is the best checkpoint so far. The trial's value is the best checkpoint's:
 perplexity.
 """
 
+import hashlib
 import json
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import optuna
 
@@ -32,7 +33,8 @@ class TrialSettings:
 
     objective: "validation:bleu" or "validation:perplexity"; trial_minutes: wall-time cap of one job (None: none);
     poll_seconds: how often metrics.json is read; threads: OpenMP threads of a job (None: the runtime's default);
-    image / container_cli: run the job in this image with docker or podman instead of this checkout;
+    image / container_cli / container_args: run the job in this image with docker or podman (and these more options
+    of `run`) instead of this checkout;
     stop_grace_seconds: how long a SIGTERMed job may take to save and exit before SIGKILL.
     """
 
@@ -43,6 +45,7 @@ class TrialSettings:
     threads: Optional[int] = None
     image: Optional[str] = None
     container_cli: str = "docker"
+    container_args: Tuple[str, ...] = ()
     stop_grace_seconds: float = 600.0
 
     @property
@@ -82,7 +85,8 @@ def read_checkpoints(tree: Path) -> List[dict]:
 def job_command(settings: TrialSettings, tree: Path, container_name: str) -> List[str]:
     """The training job's command line: this checkout's `python -m seq2seq.train_job`, or the image."""
     if settings.image:
-        return container_command(settings.container_cli, settings.image, tree, settings.threads, container_name)
+        return container_command(settings.container_cli, settings.image, tree, settings.threads, container_name,
+                                 settings.container_args)
     return local_command()
 
 
@@ -120,7 +124,8 @@ def run_trial(trial: optuna.Trial, hyperparameters: dict, tree: Path, settings: 
     if tree.exists():
         shutil.rmtree(tree)
     make_job_tree(tree, settings.data_dir, hyperparameters, copy=bool(settings.image), with_subword_models=True)
-    container_name = f"seq2seq-tune-{tree.resolve().parent.parent.name}-{tree.name}"[:60]
+    # unique per work folder and trial: two searches may run at once in different folders
+    container_name = f"seq2seq-tune-{hashlib.sha1(str(tree.resolve()).encode()).hexdigest()[:8]}-{tree.name}"
     command = job_command(settings, tree, container_name)
     start = time.monotonic()
     process = start_job(command, job_environment(tree, settings.threads), tree / LOG_FILE)

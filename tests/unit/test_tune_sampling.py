@@ -80,6 +80,8 @@ def test_the_container_command_is_sagemakers_call(tmp_path):
     assert container_command("podman", "img", tree, threads=2, name="seq2seq-tune-3") == [
         "podman", "run", "--rm", "-v", f"{tree.resolve()}:/opt/ml", "--name", "seq2seq-tune-3",
         "-e", "OMP_NUM_THREADS=2", "img", "train"]
+    assert container_command("podman", "img", tree, extra=["--runtime", "runc"])[-4:] == [
+        "--runtime", "runc", "img", "train"]
     with pytest.raises(UserError, match="'nerdctl' is not supported"):
         container_command("nerdctl", "img", tree)
 
