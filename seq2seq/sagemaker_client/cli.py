@@ -21,7 +21,8 @@ from seq2seq.hyperparameters import parse_hyperparameters
 from seq2seq.sagemaker_client import job_requests as jr
 from seq2seq.sagemaker_client import monitor
 from seq2seq.sagemaker_client.s3_data import join_s3, parse_s3_uri, upload_channels
-from seq2seq.search_space import check_combinations, check_static, load_search_space, value_text
+from seq2seq.search_space import (check_combinations, check_objective_reported, check_static, load_search_space,
+                                  value_text)
 
 
 class AwsClients:
@@ -132,7 +133,7 @@ def cmd_tune(args, clients, emit, sleep) -> int:
     static = read_hyperparameters(args.hyperparameters, args.hp)
     check_static(ranges, static, source="static hyperparameters")
     check_combinations(ranges, static, source=args.ranges)
-    _check_objective_is_reported(args.objective, ranges, static)
+    check_objective_reported(args.objective, ranges, static, "static hyperparameters")
     tuning = jr.TuningJobSpec(
         name=name, ranges=ranges, objective=args.objective, strategy=args.strategy,
         max_jobs=args.max_jobs, max_parallel_jobs=args.max_parallel_jobs, early_stopping=args.early_stopping,
@@ -146,16 +147,6 @@ def cmd_tune(args, clients, emit, sleep) -> int:
          f"{jr.OBJECTIVES[args.objective].lower()} {args.objective}, {len(ranges)} ranges, up to {args.max_jobs} "
          f"training jobs, {args.max_parallel_jobs} at a time)")
     return _wait_if_asked(args, clients, emit, sleep, "tuning", name)
-
-
-def _check_objective_is_reported(objective: str, ranges: list, static: dict) -> None:
-    """The job prints validation BLEU only with bleu_sample_size != 0 (its default is 0)."""
-    if objective != "validation:bleu" or any(r.name == "bleu_sample_size" for r in ranges):
-        return
-    given = {"bleu_sample_size": static["bleu_sample_size"]} if "bleu_sample_size" in static else {}
-    if parse_hyperparameters(given, source="static hyperparameters").bleu_sample_size == 0:
-        raise UserError("objective validation:bleu needs BLEU at every checkpoint: add the static hyperparameter "
-                        "bleu_sample_size=-1 (all validation sentences) or N >= 1")
 
 
 def _names(text: Optional[str]) -> List[str]:
