@@ -204,6 +204,8 @@ def sweep(model: Path, train_rec: Path, sentences, references, beam_size: int, b
             seconds = time.perf_counter() - start
             rows.append({"k": k, "frequent": frequent, "bleu": bleu(found, references),
                          "coverage": round(translator.shortlist.coverage(ids, [t.target_ids for t in full]), 5),
+                         "batch_coverage": round(batch_coverage(translator.shortlist, ids, [t.target_ids for t in full],
+                                                                batch_sentences), 5),
                          "differing_from_full": differing(full, found),
                          "mean_candidates": round(float(np.mean(sizes)), 1),
                          "single_sentence_mean_candidates": round(float(np.mean(
@@ -212,6 +214,20 @@ def sweep(model: Path, train_rec: Path, sentences, references, beam_size: int, b
             print(rows[-1], flush=True)
     return {"benchmark": "decode_shortlist_sweep", "model": relative(model), "beam_size": beam_size,
             "batch_sentences": batch_sentences, "environment": ENVIRONMENT, "rows": rows}
+
+
+def batch_coverage(shortlist, ids, outputs, batch_sentences: int) -> float:
+    """Share of the tokens of `outputs` (the full search's) that their decoding batch's candidates hold: the
+    sentences cut into length-sorted batches as `Translator` cuts them, each batch's shortlist padded as decoding
+    pads it (`Shortlist.coverage` is the stricter per-sentence share, what a one-sentence request gets)."""
+    held = total = 0
+    for chunk in length_sorted_chunks(ids, batch_sentences):
+        candidates = shortlist.candidates([ids[i] for i in chunk])
+        for i in chunk:
+            emitted = np.asarray(outputs[i], dtype=np.int64)
+            held += len(emitted) if candidates is None else int(np.isin(emitted, candidates).sum())
+            total += len(emitted)
+    return held / total if total else 1.0
 
 
 def candidate_count(shortlist, sources, vocab_size: int) -> int:
@@ -256,9 +272,11 @@ def length_sorted_chunks(ids, size):
 
 
 def print_sweep(document: dict) -> None:
-    print(f"{'k':>4} {'frequent':>8} {'BLEU':>6} {'coverage':>9} {'cand/batch':>10} {'cand/sent':>9} {'sent/s':>7}")
+    print(f"{'k':>4} {'frequent':>8} {'BLEU':>6} {'coverage':>9} {'batch cov':>9} {'cand/batch':>10} "
+          f"{'cand/sent':>9} {'sent/s':>7}")
     for row in document["rows"]:
         print(f"{str(row['k']):>4} {str(row['frequent']):>8} {row['bleu']:>6.2f} {row['coverage']:>9.4f} "
+              f"{row.get('batch_coverage', 1.0):>9.4f} "
               f"{row['mean_candidates']:>10} {row.get('single_sentence_mean_candidates', '-'):>9} "
               f"{row['sentences_per_s']:>7.2f}")
 
