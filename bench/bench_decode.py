@@ -53,8 +53,8 @@ RESULTS_PATH = REPO_ROOT / "bench" / "results" / "decode.json"
 SWEEP_PATH = REPO_ROOT / "bench" / "results" / "decode-shortlist-sweep.json"
 DEFAULT_TRAIN_REC = REPO_ROOT / "build" / "multi30k" / "raw-unigram-8000" / "train.rec"
 PATHS = ("shortlist", "full", "previous")
-SWEEP_K = (10, 20, 50, 100)
-SWEEP_FREQUENT = (100, 300, 1000)
+SWEEP_K = (20, 50, 100)
+SWEEP_FREQUENT = (300, 1000, 2000)
 SEARCH_OPTION_GRID = ((0, 0.0), (2, 0.0), (3, 0.0), (4, 0.0), (0, 0.2), (0, 0.5), (0, 1.0))
 OPTIONS_PATH = REPO_ROOT / "bench" / "results" / "decode-search-options.json"
 
