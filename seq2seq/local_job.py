@@ -65,13 +65,6 @@ def check_prepared_data(data_dir: Path) -> None:
     _channel_sources(Path(data_dir).resolve())
 
 
-def link_subword_models(base: Path, rec_dir: Path) -> None:
-    """Raw text: the subword models of `rec_dir` travel in the vocab channel of the tree `base`."""
-    for name in SUBWORD_FILES:
-        if (Path(rec_dir) / name).exists():
-            os.symlink(Path(rec_dir).resolve() / name, Path(base) / "input" / "data" / VOCAB_CHANNEL / name)
-
-
 def make_job_tree(base: Path, rec_dir: Path, hyperparameters: dict, copy: bool = False,
                   with_subword_models: bool = False) -> Path:
     """A SageMaker `/opt/ml` tree under `base` with the channels of `rec_dir` (linked, or copied for a container).
