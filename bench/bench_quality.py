@@ -120,8 +120,9 @@ def prepare_tree(base: Path, rec_dir: Path, hyperparameters: dict, fresh: bool) 
 
 def run_training(base: Path, log_path: Path, max_minutes: float | None, threads: int = 2) -> dict:
     """Run the training job to its own end, or SIGTERM it after ``max_minutes``; log appended."""
-    env = dict(os.environ, SAGEMAKER_BASE_DIR=str(base), MXNET_SUBGRAPH_VERBOSE="0",
-               PYTHONPATH=str(REPO_ROOT), **omp_env(threads))
+    env = {name: value for name, value in os.environ.items() if name != "OMP_WAIT_POLICY"}   # as the job ships
+    env.update(SAGEMAKER_BASE_DIR=str(base), MXNET_SUBGRAPH_VERBOSE="0", PYTHONPATH=str(REPO_ROOT),
+               **omp_env(threads, wait_policy=None))
     start, capped = time.monotonic(), False
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"\n=== training started {datetime.datetime.now().isoformat(timespec='seconds')} ===\n")

@@ -123,7 +123,7 @@ def job_hyperparameters(variant: dict, max_updates: int, log_every: int, seed: i
 
 
 def train_ours(data, work_dir: Path, variant: dict, max_updates: int, warmup_updates: int,
-               log_every: int, seed: int, threads: int, wait_policy: str | None = "PASSIVE") -> dict:
+               log_every: int, seed: int, threads: int, wait_policy: str | None = None) -> dict:
     """One run of our training job; returns ``summarise_ours`` of its log."""
     base = Path(tempfile.mkdtemp(prefix="opt_ml_", dir=work_dir))
     make_job_tree(base, data.rec_dir, job_hyperparameters(variant, max_updates, log_every, seed))
@@ -397,9 +397,9 @@ def main(argv=None) -> int:
                         choices=list(small_model.VARIANTS), help="small model: with/without input feeding")
     parser.add_argument("--skip-small", action="store_true", help="no small-model runs")
     parser.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS for every engine")
-    parser.add_argument("--omp-wait-policy", choices=["PASSIVE", "ACTIVE", "default"], default="PASSIVE",
-                        help="OMP_WAIT_POLICY for every engine (PASSIVE: idle threads sleep; best on a "
-                             "shared machine)")
+    parser.add_argument("--omp-wait-policy", choices=["PASSIVE", "ACTIVE", "default"], default="default",
+                        help="OMP_WAIT_POLICY for every engine (default: unset, as the job ships; PASSIVE: idle "
+                             "threads sleep, for an oversubscribed machine)")
     parser.add_argument("--work-dir", help="keep logs here (default: build/bench_train/<date-time>)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
     args = parser.parse_args(argv)

@@ -36,6 +36,7 @@ CLIENTS = (1, 8)
 LAYOUTS = {
     "shipped defaults": {},
     "1 worker x 2 threads": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "OMP_NUM_THREADS": "2"},
+    "1 worker x 1 thread": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "OMP_NUM_THREADS": "1"},
     "2 workers x 1 thread": {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "OMP_NUM_THREADS": "1"},
     "1 worker x 2 threads, threaded engine": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1", "OMP_NUM_THREADS": "2",
                                               "MXNET_ENGINE_TYPE": "ThreadedEnginePerDevice"},

@@ -3,7 +3,9 @@
 A step is one program call and one host synchronisation. The program (`BeamStep` for a `Seq2SeqModel`) reorders
 the decoder states by the previous step's back-pointers, runs the decoder step, projects onto the candidate
 rows of the output layer (the whole vocabulary, or a per-batch shortlist), takes the log-softmax and keeps
-each row's `beam` best candidates. The host reads those `(rows, 2 × beam + 1)` numbers (the one
+each row's `beam` best candidates. With a shortlist the log-softmax still normalises over the whole vocabulary:
+the logits of the ids not scored are estimated from a low-rank factorisation of the output layer
+(`shortlist_log_probs`); normalising over the candidates alone inflated uncertain steps and cost 0.34 BLEU. The host reads those `(rows, 2 × beam + 1)` numbers (the one
 synchronisation) and does the rest in numpy on a few dozen values: finished and length-limit rules, the top-k
 over `beam × beam` candidates per sentence, n-gram blocking, coverage. The global top-k over `beam × vocab`
 is always among the rows' own top `beam`, so this is the same search as a top-k over the whole block.
@@ -24,6 +26,11 @@ from ..model.programs import InferenceProgram
 
 _NEG_INF = -1e30
 RESERVED_IDS = (PAD_ID, 1, BOS_ID, EOS_ID)     # candidate position == id for these in every candidate list
+# Rank of the output layer's factors that estimate the logits of the ids a shortlist does not score, for the
+# normalisation. On the 30-minute Multi30k model (hidden 512), the error of log Z on the full search's steps:
+# without the estimate (normalised over the candidates only) mean 0.205, p90 0.47; rank 32 |error| p90 0.086;
+# rank 64 |error| p90 0.035, mean -0.015.
+REST_RANK = 64
 
 
 @dataclass
@@ -55,14 +62,26 @@ def length_penalty(length: np.ndarray, alpha: float, beta: float) -> np.ndarray:
     return ((beta + length) / (beta + 1.0)) ** alpha
 
 
-def row_candidates(F, logits, exclude, beam_size: int):
-    """logits `(rows, candidates)`, exclude `(1 or rows, candidates)` 0 / -1e30 -> `(rows, 2 × beam + 1)`:
+def row_candidates(F, log_probs, exclude, beam_size: int):
+    """log_probs `(rows, candidates)`, exclude `(1 or rows, candidates)` 0 / -1e30 -> `(rows, 2 × beam + 1)`:
     each row's `beam` best log-probabilities (exclusions applied), their candidate positions (as floats), and
     the row's </s> log-probability (candidate position EOS_ID)."""
-    log_probs = F.log_softmax(logits, axis=-1)
     values, positions = F.topk(F.broadcast_add(log_probs, exclude), axis=1, k=beam_size, ret_typ="both")
     eos = F.slice_axis(log_probs, axis=1, begin=EOS_ID, end=EOS_ID + 1)
     return F.concat(values, positions, eos, dim=1)
+
+
+def shortlist_log_probs(F, logits, rest_logits):
+    """Log-probabilities of the scored candidates `(rows, candidates)`, normalised over the whole vocabulary:
+    logits `(rows, candidates)` exact, rest_logits `(rows, rest)` those of every other id (estimated). log p =
+    log_softmax(logits) - log(1 + Z_rest / Z_candidates); the second term is softrelu(lse_rest - lse_candidates),
+    each log-sum-exp read off its own log_softmax."""
+    log_probs = F.log_softmax(logits, axis=-1)
+    rest_log_probs = F.log_softmax(rest_logits, axis=-1)
+    lse_candidates = F.slice_axis(logits, axis=1, begin=0, end=1) - F.slice_axis(log_probs, axis=1, begin=0, end=1)
+    lse_rest = F.slice_axis(rest_logits, axis=1, begin=0, end=1) - F.slice_axis(rest_log_probs, axis=1, begin=0,
+                                                                                 end=1)
+    return F.broadcast_sub(log_probs, F.Activation(lse_rest - lse_candidates, act_type="softrelu"))
 
 
 class BeamStep(InferenceProgram):
@@ -71,38 +90,62 @@ class BeamStep(InferenceProgram):
     Inputs: previous ids `(rows,)`, origin `(rows,)` the back-pointers of the last selection (the row each
     hypothesis extends), encoded, keys, source_length (each repeated per beam), output weight
     `(candidates, hidden)` and bias `(candidates,)` (the output layer's rows of the candidate ids), exclude
-    `(1 or rows, candidates)`, then the decoder states of the previous step, not yet reordered.
-    Returns the packed row candidates `(rows, 2 × beam + 1)` (see `row_candidates`), the attention
+    `(1 or rows, candidates)`; with `num_rest` > 0 (a shortlist) then the output layer's low-rank projection
+    `(rank, hidden)`, factor `(num_rest, rank)` and bias `(num_rest,)` of the ids not scored, which estimate their
+    logits for the normalisation (`shortlist_log_probs`); then the decoder states of the previous step, not yet
+    reordered. Returns the packed row candidates `(rows, 2 × beam + 1)` (see `row_candidates`), the attention
     `(rows, src_len)` and the new states.
     """
 
-    def __init__(self, decoder: HybridBlock, beam_size: int, num_candidates: int, **kwargs):
+    def __init__(self, decoder: HybridBlock, beam_size: int, num_candidates: int, num_rest: int = 0,
+                 rank: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.decoder = decoder
         self._beam_size = beam_size
         self._num_candidates = num_candidates
+        self._num_rest = num_rest
+        self._rank = rank
 
-    def hybrid_forward(self, F, previous, origin, encoded, keys, source_length, weight, bias, exclude, *states):
+    def hybrid_forward(self, F, previous, origin, encoded, keys, source_length, weight, bias, exclude, *inputs):
+        rest, states = (inputs[:3], inputs[3:]) if self._num_rest else ((), inputs)
         states = [F.take(s, origin) for s in states]
         hidden, attention, new_states = self.decoder.step_hidden(F, previous, encoded, keys, source_length, states)
         logits = F.FullyConnected(hidden, weight, bias, num_hidden=self._num_candidates)
-        return tuple([row_candidates(F, logits, exclude, self._beam_size), attention] + new_states)
+        if self._num_rest:
+            projection, rest_factor, rest_bias = rest
+            reduced = F.FullyConnected(hidden, projection, no_bias=True, num_hidden=self._rank)
+            rest_logits = F.FullyConnected(reduced, rest_factor, rest_bias, num_hidden=self._num_rest)
+            log_probs = shortlist_log_probs(F, logits, rest_logits)
+        else:
+            log_probs = F.log_softmax(logits, axis=-1)
+        return tuple([row_candidates(F, log_probs, exclude, self._beam_size), attention] + new_states)
 
 
 def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], ctx):
     """-> step((previous, origin), encoded, states, exclude) returning (packed, attention, new states);
-    `exclude(candidates)` gives the step's exclusion array."""
+    `exclude(candidates)` gives the step's exclusion array. With candidate ids, log-probabilities are normalised
+    over the whole vocabulary: exactly for models without a step program, with the logits of the other ids
+    estimated through the output layer's rank-`REST_RANK` factors for those with one."""
     if hasattr(model, "program") and hasattr(model, "output_parameters"):
         weight, bias = model.output_parameters(ctx)
+        rest = []
         if candidate_ids is not None:
+            vocab_size = weight.shape[0]
             ids = mx.nd.array(candidate_ids, ctx=ctx, dtype="int64")
+            rest_ids = mx.nd.array(np.setdiff1d(np.arange(vocab_size), candidate_ids), ctx=ctx, dtype="int64")
+            projection, factor = model.output_factors(REST_RANK, ctx)
+            rest = [projection, mx.nd.take(factor, rest_ids), mx.nd.take(bias, rest_ids)]
             weight, bias = mx.nd.take(weight, ids), mx.nd.take(bias, ids)
         size = weight.shape[0]
         per_row = min(beam_size, size)
-        program = model.program(("beam", per_row, size), lambda m: BeamStep(m.decoder, per_row, size))
+        num_rest, rank = (rest[1].shape[0], rest[0].shape[0]) if rest else (0, 0)
+        if rest and num_rest == 0:
+            rest, rank = [], 0
+        program = model.program(("beam", per_row, size, num_rest, rank),
+                                lambda m: BeamStep(m.decoder, per_row, size, num_rest, rank))
 
         def fused_step(inputs, encoded, states, exclude):
-            outputs = program(*inputs, *encoded, weight, bias, exclude(size), *states)
+            outputs = program(*inputs, *encoded, weight, bias, exclude(size), *rest, *states)
             return outputs[0], outputs[1], list(outputs[2:])
         return fused_step
 
@@ -112,10 +155,11 @@ def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], c
         previous, origin = inputs
         states = [mx.nd.take(s, origin) for s in states]
         logits, attention, new_states = model.decode_step(previous, states, encoded)
+        log_probs = mx.nd.log_softmax(logits, axis=-1)
         if columns is not None:
-            logits = mx.nd.take(logits, columns, axis=1)
-        width = logits.shape[1]
-        return row_candidates(mx.nd, logits, exclude(width), min(beam_size, width)), attention, new_states
+            log_probs = mx.nd.take(log_probs, columns, axis=1)
+        width = log_probs.shape[1]
+        return row_candidates(mx.nd, log_probs, exclude(width), min(beam_size, width)), attention, new_states
     return generic_step
 
 
@@ -206,7 +250,7 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
 
     candidate_ids: None to score the whole vocabulary, or the sorted target ids `(candidates,)` the output layer
     is restricted to for this batch (a shortlist; must start with the reserved ids 0..3). Log-probabilities
-    are then normalised over the candidates.
+    stay normalised over the whole vocabulary (see `_step_function`).
     """
     ctx = source.context
     batch, k = source.shape[0], beam_size

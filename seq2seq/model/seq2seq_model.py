@@ -9,6 +9,7 @@ import tempfile
 from typing import Callable, Dict, Hashable, List, NamedTuple, Optional
 
 import mxnet as mx
+import numpy as np
 from mxnet.gluon import Block, HybridBlock
 
 from .config import ModelConfig
@@ -81,6 +82,7 @@ class Seq2SeqModel(Block):
         self._programs = _ProgramCache()
         self._hybridize_args = None
         self._fixed_encoder_parameters: Optional[Dict] = None   # ctx -> flat parameters, see fix_parameters
+        self._fixed_output_factors: Optional[Dict] = None       # (rank, ctx) -> output_factors, see fix_parameters
 
     def hybridize(self, active=True, **kwargs):
         super().hybridize(active, **kwargs)
@@ -127,8 +129,10 @@ class Seq2SeqModel(Block):
     def fix_parameters(self) -> None:
         """Declare that the parameters change only through `load_parameters` from now on (a model loaded for
         decoding): the encoder layers' flat parameters are then written once per device instead of at every
-        `encode`. A model that trains must not be fixed."""
+        `encode`, and the output layer's factors (`output_factors`) are computed once. A model that trains must
+        not be fixed."""
         self._fixed_encoder_parameters = {}
+        self._fixed_output_factors = {}
 
     def encode(self, source, source_length):
         """source `(batch, src_len)`, source_length `(batch,)` -> (EncodedSource, list of initial states)."""
@@ -156,6 +160,25 @@ class Seq2SeqModel(Block):
         programs that project onto some of its rows (a shortlist)."""
         layer = self.decoder.output_layer
         return layer.weight.data(ctx), layer.bias.data(ctx)
+
+    def output_factors(self, rank: int, ctx=None):
+        """The output weight's best rank-`rank` approximation W ≈ factor · projection (truncated SVD), for search
+        programs that estimate the logits of the rows they do not score: projection `(rank', hidden)`, factor
+        `(target_vocab, rank')` on `ctx`, rank' = min(rank, hidden); exact when rank' is the hidden size. Computed
+        once per device for a fixed model (`fix_parameters`), else at every call."""
+        fixed = self._fixed_output_factors
+        key = (rank, ctx)
+        if fixed is not None and key in fixed:
+            return fixed[key]
+        weight = self.decoder.output_layer.weight.data(ctx)
+        matrix = weight.asnumpy().astype(np.float64)
+        _, directions = np.linalg.eigh(matrix.T @ matrix)     # right singular vectors, ascending singular values
+        projection = directions[:, ::-1][:, :min(rank, matrix.shape[1])].T
+        factors = (mx.nd.array(projection, ctx=weight.context, dtype=weight.dtype),
+                   mx.nd.array(matrix @ projection.T, ctx=weight.context, dtype=weight.dtype))
+        if fixed is not None:
+            fixed[key] = factors
+        return factors
 
     # ----- parameters -----
     def initialize_parameters(self, initializer, ctx):
@@ -192,6 +215,8 @@ class Seq2SeqModel(Block):
         """Gluon's loader; files with the structural names of earlier versions are renamed on the way in."""
         if self._fixed_encoder_parameters is not None:
             self._fixed_encoder_parameters = {}                  # written again from the new values
+        if self._fixed_output_factors is not None:
+            self._fixed_output_factors = {}
         loaded = mx.nd.load(filename)
         renamed = {current_parameter_name(name): value for name, value in loaded.items()}
         if list(renamed) == list(loaded):

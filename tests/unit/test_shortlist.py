@@ -8,7 +8,7 @@ from bench.one_program_search import beam_search as one_program_beam_search
 from seq2seq.constants import EOS_ID, PAD_ID
 from seq2seq.data.vocab import Vocabulary
 from seq2seq.errors import UserError
-from seq2seq.inference.search import RESERVED_IDS, SearchOptions, beam_search
+from seq2seq.inference.search import RESERVED_IDS, SearchOptions, beam_search, shortlist_log_probs
 from seq2seq.inference.shortlist import CANDIDATE_SIZES, Shortlist, target_frequency_order
 from seq2seq.inference.translator import DecodeOptions, Translator
 from seq2seq.lexicon import estimate_lexical_table
@@ -116,6 +116,49 @@ def test_shortlist_search_equals_full_search_when_it_holds_every_emitted_token(m
         assert a.token_ids == b.token_ids
         np.testing.assert_allclose(a.score, b.score, rtol=1e-5)
         np.testing.assert_allclose(a.attention, b.attention, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_shortlist_scores_are_normalised_over_the_whole_vocabulary(model, beam_size):
+    """The ids outside the shortlist get an output bias 5 lower: never in a beam, yet they hold a share of the
+    probability mass that a normalisation over the candidates alone would drop. The factors that estimate their
+    logits are exact at full rank (hidden 12 < REST_RANK), so the scores are the full search's log-probabilities."""
+    candidates = np.array([0, 1, 2, 3, 5, 7, 8, 10])
+    outside = np.isin(np.arange(12), candidates, invert=True)
+    bias = model.decoder.output_layer.bias
+    original = bias.data().copy()
+    bias.set_data(original + mx.nd.array(outside * -5.0))
+    try:
+        source, length = batch_of(SOURCES)
+        encoded, states = model.encode(source, length)
+        first = mx.nd.softmax(model.decode_step(mx.nd.array([2, 2, 2]), states, encoded)[0]).asnumpy()
+        limits = np.array([8, 8, 8])
+        full = beam_search(model, source, length, limits, beam_size, 0.8, 1.0)
+        short = beam_search(model, source, length, limits, beam_size, 0.8, 1.0, candidate_ids=candidates)
+    finally:
+        bias.set_data(original)
+    assert (first[:, outside].sum(axis=1) > 1e-3).all()         # mass a renormalised search would give away
+    assert any(h.token_ids for h in full)
+    for a, b in zip(full, short):
+        assert set(a.token_ids) <= set(candidates.tolist())
+        assert a.token_ids == b.token_ids
+        np.testing.assert_allclose(a.score, b.score, rtol=1e-5)
+
+
+def test_shortlist_log_probs_match_the_full_log_softmax_and_the_factors_are_the_truncated_svd(model):
+    rng = np.random.RandomState(0)
+    logits = rng.normal(scale=3.0, size=(4, 10)).astype(np.float32)
+    log_probs = shortlist_log_probs(mx.nd, mx.nd.array(logits[:, :6]), mx.nd.array(logits[:, 6:])).asnumpy()
+    whole = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(log_probs, whole[:, :6], rtol=1e-5, atol=1e-5)
+    weight = model.decoder.output_layer.weight.data().asnumpy().astype(np.float64)      # (12, 12)
+    projection, factor = (a.asnumpy().astype(np.float64) for a in model.output_factors(4))
+    assert projection.shape == (4, 12) and factor.shape == (12, 4)
+    singular = np.linalg.svd(weight, compute_uv=False)
+    error = np.linalg.norm(weight - factor @ projection)            # Eckart-Young: the dropped singular values
+    np.testing.assert_allclose(error, np.sqrt((singular[4:] ** 2).sum()), rtol=1e-4)
+    projection, factor = (a.asnumpy() for a in model.output_factors(64))
+    np.testing.assert_allclose(factor @ projection, weight, rtol=1e-4, atol=1e-5)
 
 
 def test_a_shortlist_missing_needed_tokens_emits_only_its_own_ids(model):
