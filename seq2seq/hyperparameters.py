@@ -201,7 +201,7 @@ class Hyperparameters:
     freeze_embeddings_target: bool = _hp(
         False, Bool(), "Keep the target embeddings fixed (with weight_tying, the output layer's weights too).", OURS)
     shortlist_k: int = _hp(
-        100, Int(0), "Decoding shortlist: each source token's k most probable translations (IBM Model 1 on the "
+        50, Int(0), "Decoding shortlist: each source token's k most probable translations (IBM Model 1 on the "
         "training pairs) are scored, with the frequent ones; 0 = no shortlist, the whole vocabulary.", OURS)
     shortlist_frequent: int = _hp(
         300, Int(0), "Decoding shortlist: the N most frequent target tokens are always scored.", OURS)

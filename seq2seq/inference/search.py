@@ -128,19 +128,18 @@ def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], c
     estimated through the output layer's rank-`REST_RANK` factors for those with one."""
     if hasattr(model, "program") and hasattr(model, "output_parameters"):
         weight, bias = model.output_parameters(ctx)
-        rest = []
+        rest = []                       # projection, factor and bias rows of the ids not scored, if any
         if candidate_ids is not None:
-            vocab_size = weight.shape[0]
+            rest_ids = np.setdiff1d(np.arange(weight.shape[0]), candidate_ids)
+            if len(rest_ids):
+                rest_ids = mx.nd.array(rest_ids, ctx=ctx, dtype="int64")
+                projection, factor = model.output_factors(REST_RANK, ctx)
+                rest = [projection, mx.nd.take(factor, rest_ids), mx.nd.take(bias, rest_ids)]
             ids = mx.nd.array(candidate_ids, ctx=ctx, dtype="int64")
-            rest_ids = mx.nd.array(np.setdiff1d(np.arange(vocab_size), candidate_ids), ctx=ctx, dtype="int64")
-            projection, factor = model.output_factors(REST_RANK, ctx)
-            rest = [projection, mx.nd.take(factor, rest_ids), mx.nd.take(bias, rest_ids)]
             weight, bias = mx.nd.take(weight, ids), mx.nd.take(bias, ids)
         size = weight.shape[0]
         per_row = min(beam_size, size)
         num_rest, rank = (rest[1].shape[0], rest[0].shape[0]) if rest else (0, 0)
-        if rest and num_rest == 0:
-            rest, rank = [], 0
         program = model.program(("beam", per_row, size, num_rest, rank),
                                 lambda m: BeamStep(m.decoder, per_row, size, num_rest, rank))
 

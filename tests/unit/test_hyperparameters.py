@@ -34,7 +34,7 @@ OUR_DEFAULTS = {
     "gradient_clip_norm": -1.0, "devices": "auto", "seed": 13, "log_frequency_num_batches": 100,
     "precision": "fp32", "ps_port": 8000, "peer_timeout_seconds": 60.0,
     "fixed_param_strategy": "none", "freeze_embeddings_source": False, "freeze_embeddings_target": False,
-    "shortlist_k": 100, "shortlist_frequent": 300,
+    "shortlist_k": 50, "shortlist_frequent": 300,
     "adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8, "adadelta_rho": 0.95, "adadelta_epsilon": 1e-6,
     "weight_init_sigma": 0.01, "rnn_h2h_init": "default", "layer_normalization": False,
     "weight_tying_type": "trg_softmax", "curriculum": "none", "curriculum_short_length": 20,

@@ -145,6 +145,16 @@ def test_shortlist_scores_are_normalised_over_the_whole_vocabulary(model, beam_s
         np.testing.assert_allclose(a.score, b.score, rtol=1e-5)
 
 
+def test_a_shortlist_of_the_whole_vocabulary_is_the_full_search(model):
+    source, length = batch_of(SOURCES)
+    limits = np.array([8, 8, 8])
+    full = beam_search(model, source, length, limits, 3, 0.8, 1.0)
+    everything = beam_search(model, source, length, limits, 3, 0.8, 1.0, candidate_ids=np.arange(12))
+    for a, b in zip(full, everything):
+        assert a.token_ids == b.token_ids
+        np.testing.assert_allclose(a.score, b.score, rtol=1e-6)
+
+
 def test_shortlist_log_probs_match_the_full_log_softmax_and_the_factors_are_the_truncated_svd(model):
     rng = np.random.RandomState(0)
     logits = rng.normal(scale=3.0, size=(4, 10)).astype(np.float32)
