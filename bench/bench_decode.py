@@ -6,6 +6,8 @@ Paths, each its own `Translator` over the same model directory:
   full       the shipped search over the whole vocabulary (`shortlist: false`)
   previous   the search as it shipped before (bench/one_program_search.py: decoder step, log-softmax, top-k
              over beam × vocabulary and reordering in one graph); the reference of the speed-up
+  shortlist_renormalised  with `--renormalised`: the shortlist normalised over its candidates only
+             (`rest_rank=0`), without the estimate of the other ids' logits; what the normalisation costs
 1. One sentence at a time through `Translator` (the first `--single` Multi30k validation sentences): each
    sentence through every path in turn, after an unmeasured pass; median and p90 latency.
 2. The whole validation set (1,014 sentences, batches of 32): passes alternating between the paths and
@@ -20,11 +22,13 @@ table estimated here on the training pairs (`--train-rec`), to choose the defaul
 `--search-options`: BLEU with n-gram blocking and with the coverage penalty (each alone), and how many outputs
 repeat a trigram.
 
-Usage: python -m bench.bench_decode --model DIR [--single 100] [--repeats 3] [--skip-peer] [--sweep | --search-options]
+Usage: python -m bench.bench_decode --model DIR [--single 100] [--repeats 3] [--skip-peer] [--renormalised]
+       [--sweep | --search-options]
 Results: bench/results/decode.json (decode-shortlist-sweep.json, decode-search-options.json).
 """
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -46,6 +50,7 @@ import sacrebleu  # noqa: E402
 from bench import onmt_peer, previous_release  # noqa: E402
 from bench.one_program_search import beam_search as previous_search  # noqa: E402
 from bench.results_io import relative, save_results  # noqa: E402
+from seq2seq.inference.search import beam_search  # noqa: E402
 from seq2seq.inference.translator import DecodeOptions, Translator  # noqa: E402
 from seq2seq.shared_data import shared_data_dir  # noqa: E402
 
@@ -65,15 +70,18 @@ def validation_text():
             (data / "val.de").read_text(encoding="utf-8").splitlines())
 
 
-def load_paths(model: Path, beam_size: int, batch_sentences: int) -> dict:
-    """name -> (translator, options) for each path."""
+def load_paths(model: Path, beam_size: int, batch_sentences: int, renormalised: bool = False) -> dict:
+    """name -> (translator, options) for each path; `renormalised` adds the shortlist normalised over its
+    candidates only (`rest_rank=0`, Sockeye 1.x's way) as "shortlist_renormalised"."""
     paths = {}
-    for name in PATHS:
+    for name in PATHS + (("shortlist_renormalised",) if renormalised else ()):
         translator = Translator.load(str(model))
         translator.batch_sentences = batch_sentences
         if name == "previous":
             translator.search = previous_search
-        paths[name] = (translator, DecodeOptions(beam_size=beam_size, shortlist=name == "shortlist"))
+        if name == "shortlist_renormalised":
+            translator.search = functools.partial(beam_search, rest_rank=0)
+        paths[name] = (translator, DecodeOptions(beam_size=beam_size, shortlist=name.startswith("shortlist")))
     if paths["shortlist"][0].shortlist is None:
         raise SystemExit(f"{model} has no shortlist.npz: train it with this version (shortlist_k > 0)")
     return paths
@@ -302,6 +310,8 @@ def main(argv=None) -> int:
     parser.add_argument("--beam-size", type=int, default=5)
     parser.add_argument("--batch-sentences", type=int, default=32)
     parser.add_argument("--skip-peer", action="store_true", help="no onmt_translate passes")
+    parser.add_argument("--renormalised", action="store_true", help="also the shortlist normalised over its "
+                        "candidates only (rest_rank=0), the way the search normalised before")
     parser.add_argument("--sweep", action="store_true", help="the shortlist grid instead of the comparison")
     parser.add_argument("--train-rec", type=Path, default=DEFAULT_TRAIN_REC, help="training pairs for --sweep")
     parser.add_argument("--search-options", action="store_true",
@@ -323,7 +333,7 @@ def main(argv=None) -> int:
         document = search_options_effect(args.model, sentences, references, args.beam_size, args.batch_sentences)
         document["load_average"] = {"start": load_at_start, "end": [round(x, 2) for x in os.getloadavg()]}
         return save_results(args.output or OPTIONS_PATH, document, print_search_options)
-    paths = load_paths(args.model, args.beam_size, args.batch_sentences)
+    paths = load_paths(args.model, args.beam_size, args.batch_sentences, args.renormalised)
     peer = None if args.skip_peer else peer_runner(args.beam_size, args.batch_sentences)
     external, release = {}, None
     if args.previous:

@@ -71,17 +71,12 @@ def row_candidates(F, log_probs, exclude, beam_size: int):
     return F.concat(values, positions, eos, dim=1)
 
 
-def shortlist_log_probs(F, logits, rest_logits):
+def shortlist_log_probs(F, logits, rest_logits, num_candidates: int):
     """Log-probabilities of the scored candidates `(rows, candidates)`, normalised over the whole vocabulary:
-    logits `(rows, candidates)` exact, rest_logits `(rows, rest)` those of every other id (estimated). log p =
-    log_softmax(logits) - log(1 + Z_rest / Z_candidates); the second term is softrelu(lse_rest - lse_candidates),
-    each log-sum-exp read off its own log_softmax."""
-    log_probs = F.log_softmax(logits, axis=-1)
-    rest_log_probs = F.log_softmax(rest_logits, axis=-1)
-    lse_candidates = F.slice_axis(logits, axis=1, begin=0, end=1) - F.slice_axis(log_probs, axis=1, begin=0, end=1)
-    lse_rest = F.slice_axis(rest_logits, axis=1, begin=0, end=1) - F.slice_axis(rest_log_probs, axis=1, begin=0,
-                                                                                 end=1)
-    return F.broadcast_sub(log_probs, F.Activation(lse_rest - lse_candidates, act_type="softrelu"))
+    logits `(rows, candidates)` exact, rest_logits `(rows, rest)` those of every other id (estimated). One
+    log-softmax over both, of which the candidates' columns are kept (three operators)."""
+    return F.slice_axis(F.log_softmax(F.concat(logits, rest_logits, dim=1), axis=-1), axis=1, begin=0,
+                        end=num_candidates)
 
 
 class BeamStep(InferenceProgram):
@@ -115,25 +110,26 @@ class BeamStep(InferenceProgram):
             projection, rest_factor, rest_bias = rest
             reduced = F.FullyConnected(hidden, projection, no_bias=True, num_hidden=self._rank)
             rest_logits = F.FullyConnected(reduced, rest_factor, rest_bias, num_hidden=self._num_rest)
-            log_probs = shortlist_log_probs(F, logits, rest_logits)
+            log_probs = shortlist_log_probs(F, logits, rest_logits, self._num_candidates)
         else:
             log_probs = F.log_softmax(logits, axis=-1)
         return tuple([row_candidates(F, log_probs, exclude, self._beam_size), attention] + new_states)
 
 
-def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], ctx):
+def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], ctx, rest_rank: int = REST_RANK):
     """-> step((previous, origin), encoded, states, exclude) returning (packed, attention, new states);
-    `exclude(candidates)` gives the step's exclusion array. With candidate ids, log-probabilities are normalised
-    over the whole vocabulary: exactly for models without a step program, with the logits of the other ids
-    estimated through the output layer's rank-`REST_RANK` factors for those with one."""
+    `exclude(candidates)` gives the step's exclusion array. With candidate ids and `rest_rank` > 0,
+    log-probabilities are normalised over the whole vocabulary: exactly for models without a step program, with
+    the logits of the other ids estimated through the output layer's rank-`rest_rank` factors for those with one;
+    `rest_rank` 0 normalises over the candidates only (Sockeye 1.x's and Marian's shortlists)."""
     if hasattr(model, "program") and hasattr(model, "output_parameters"):
         weight, bias = model.output_parameters(ctx)
         rest = []                       # projection, factor and bias rows of the ids not scored, if any
         if candidate_ids is not None:
             rest_ids = np.setdiff1d(np.arange(weight.shape[0]), candidate_ids)
-            if len(rest_ids):
+            if len(rest_ids) and rest_rank > 0:
                 rest_ids = mx.nd.array(rest_ids, ctx=ctx, dtype="int64")
-                projection, factor = model.output_factors(REST_RANK, ctx)
+                projection, factor = model.output_factors(rest_rank, ctx)
                 rest = [projection, mx.nd.take(factor, rest_ids), mx.nd.take(bias, rest_ids)]
             ids = mx.nd.array(candidate_ids, ctx=ctx, dtype="int64")
             weight, bias = mx.nd.take(weight, ids), mx.nd.take(bias, ids)
@@ -154,8 +150,10 @@ def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], c
         previous, origin = inputs
         states = [mx.nd.take(s, origin) for s in states]
         logits, attention, new_states = model.decode_step(previous, states, encoded)
+        if columns is not None and rest_rank == 0:
+            logits = mx.nd.take(logits, columns, axis=1)
         log_probs = mx.nd.log_softmax(logits, axis=-1)
-        if columns is not None:
+        if columns is not None and rest_rank > 0:
             log_probs = mx.nd.take(log_probs, columns, axis=1)
         width = log_probs.shape[1]
         return row_candidates(mx.nd, log_probs, exclude(width), min(beam_size, width)), attention, new_states
@@ -242,14 +240,15 @@ class _NgramBlocker:
 def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_output_lengths: np.ndarray,
                 beam_size: int = 5, alpha: float = 1.0, beta: float = 0.0, return_attention: bool = False,
                 candidate_ids: Optional[np.ndarray] = None,
-                options: SearchOptions = SearchOptions()) -> List[Hypothesis]:
+                options: SearchOptions = SearchOptions(), rest_rank: int = REST_RANK) -> List[Hypothesis]:
     """Decode a batch. source `(batch, src_len)`, source_length `(batch,)`, max_output_lengths `(batch,)` ints
     (</s> included). Scores are summed log-probabilities divided by the length penalty of the output length
     (</s> included), plus the coverage penalty when set. beam_size 1 is exactly greedy search.
 
     candidate_ids: None to score the whole vocabulary, or the sorted target ids `(candidates,)` the output layer
     is restricted to for this batch (a shortlist; must start with the reserved ids 0..3). Log-probabilities
-    stay normalised over the whole vocabulary (see `_step_function`).
+    stay normalised over the whole vocabulary, through a rank-`rest_rank` estimate of the other ids' logits;
+    `rest_rank` 0 normalises over the candidates only (see `_step_function`).
     """
     ctx = source.context
     batch, k = source.shape[0], beam_size
@@ -259,7 +258,7 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
     states = [mx.nd.repeat(s, k, axis=0) for s in states]
     if candidate_ids is not None and tuple(candidate_ids[:len(RESERVED_IDS)]) != RESERVED_IDS:
         raise ValueError("candidate ids must start with the reserved ids 0..3")
-    step = _step_function(model, k, candidate_ids, ctx)
+    step = _step_function(model, k, candidate_ids, ctx, rest_rank)
     # Per hypothesis row of the whole batch (host): score, finished, steps left, length.
     scores = np.full(rows, _NEG_INF, dtype=np.float32)
     scores[::k] = 0.0

@@ -135,14 +135,17 @@ def test_shortlist_scores_are_normalised_over_the_whole_vocabulary(model, beam_s
         limits = np.array([8, 8, 8])
         full = beam_search(model, source, length, limits, beam_size, 0.8, 1.0)
         short = beam_search(model, source, length, limits, beam_size, 0.8, 1.0, candidate_ids=candidates)
+        renormalised = beam_search(model, source, length, limits, beam_size, 0.8, 1.0, candidate_ids=candidates,
+                                   rest_rank=0)
     finally:
         bias.set_data(original)
     assert (first[:, outside].sum(axis=1) > 1e-3).all()         # mass a renormalised search would give away
     assert any(h.token_ids for h in full)
-    for a, b in zip(full, short):
+    for a, b, c in zip(full, short, renormalised):
         assert set(a.token_ids) <= set(candidates.tolist())
         assert a.token_ids == b.token_ids
         np.testing.assert_allclose(a.score, b.score, rtol=1e-5)
+        assert c.score > a.score + 1e-4                          # normalised over the candidates only: inflated
 
 
 def test_a_shortlist_of_the_whole_vocabulary_is_the_full_search(model):
@@ -158,7 +161,7 @@ def test_a_shortlist_of_the_whole_vocabulary_is_the_full_search(model):
 def test_shortlist_log_probs_match_the_full_log_softmax_and_the_factors_are_the_truncated_svd(model):
     rng = np.random.RandomState(0)
     logits = rng.normal(scale=3.0, size=(4, 10)).astype(np.float32)
-    log_probs = shortlist_log_probs(mx.nd, mx.nd.array(logits[:, :6]), mx.nd.array(logits[:, 6:])).asnumpy()
+    log_probs = shortlist_log_probs(mx.nd, mx.nd.array(logits[:, :6]), mx.nd.array(logits[:, 6:]), 6).asnumpy()
     whole = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
     np.testing.assert_allclose(log_probs, whole[:, :6], rtol=1e-5, atol=1e-5)
     weight = model.decoder.output_layer.weight.data().asnumpy().astype(np.float64)      # (12, 12)
