@@ -5,9 +5,10 @@ the decoder states by the previous step's back-pointers, runs the decoder step, 
 rows of the output layer (the whole vocabulary, or a per-batch shortlist), takes the log-softmax and keeps
 each row's `beam` best candidates. With a shortlist the log-softmax still normalises over the whole vocabulary:
 the logits of the ids not scored are estimated from a low-rank factorisation of the output layer
-(`shortlist_log_probs`); normalising over the candidates alone inflated uncertain steps and cost 0.34 BLEU. The host reads those `(rows, 2 × beam + 1)` numbers (the one
-synchronisation) and does the rest in numpy on a few dozen values: finished and length-limit rules, the top-k
-over `beam × beam` candidates per sentence, n-gram blocking, coverage. The global top-k over `beam × vocab`
+(`shortlist_log_probs`); normalising over the candidates alone inflated uncertain steps and cost 0.34 BLEU.
+The host reads those `(rows, 2 × beam + 1)` numbers (the one synchronisation) and does the rest in numpy on a few
+dozen values: finished and length-limit rules, the top-k over `beam × beam` candidates per sentence, n-gram
+blocking, coverage. The global top-k over `beam × vocab`
 is always among the rows' own top `beam`, so this is the same search as a top-k over the whole block.
 
 Any other object with `encode` and `decode_step` (test models) gets the same selection, with the row top-k
