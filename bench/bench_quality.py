@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import datetime
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -43,7 +42,8 @@ from bench.results_io import save_results
 from seq2seq.data.subword import SUBWORD_FILES
 from seq2seq.local_job import make_job_tree, stop_job
 from seq2seq.shared_data import shared_data_dir
-from bench.sockeye_peer import exit_on_sigterm, omp_env
+from bench.job_runner import training_job_environment
+from bench.sockeye_peer import exit_on_sigterm
 import recipes
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -120,9 +120,7 @@ def prepare_tree(base: Path, rec_dir: Path, hyperparameters: dict, fresh: bool) 
 
 def run_training(base: Path, log_path: Path, max_minutes: float | None, threads: int = 2) -> dict:
     """Run the training job to its own end, or SIGTERM it after ``max_minutes``; log appended."""
-    env = {name: value for name, value in os.environ.items() if name != "OMP_WAIT_POLICY"}   # as the job ships
-    env.update(SAGEMAKER_BASE_DIR=str(base), MXNET_SUBGRAPH_VERBOSE="0", PYTHONPATH=str(REPO_ROOT),
-               **omp_env(threads, wait_policy=None))
+    env = training_job_environment(base, threads, wait_policy=None)          # OMP_WAIT_POLICY unset, as it ships
     start, capped = time.monotonic(), False
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"\n=== training started {datetime.datetime.now().isoformat(timespec='seconds')} ===\n")
