@@ -127,8 +127,8 @@ def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], c
         weight, bias = model.output_parameters(ctx)
         rest = []                       # projection, factor and bias rows of the ids not scored, if any
         if candidate_ids is not None:
-            rest_ids = np.setdiff1d(np.arange(weight.shape[0]), candidate_ids)
-            if len(rest_ids) and rest_rank > 0:
+            rest_ids = np.setdiff1d(np.arange(weight.shape[0]), candidate_ids) if rest_rank > 0 else []
+            if len(rest_ids):
                 rest_ids = mx.nd.array(rest_ids, ctx=ctx, dtype="int64")
                 projection, factor = model.output_factors(rest_rank, ctx)
                 rest = [projection, mx.nd.take(factor, rest_ids), mx.nd.take(bias, rest_ids)]
