@@ -84,7 +84,8 @@ class BeamStep(InferenceProgram):
     """One search step of a model's decoder as a program; owns no parameters.
 
     Inputs: previous ids `(rows,)`, origin `(rows,)` the back-pointers of the last selection (the row each
-    hypothesis extends), encoded, keys, source_length (each repeated per beam), output weight
+    hypothesis extends), encoded and keys once per sentence `(rows / rows_per_source, src_len, ·)`,
+    source_length per row `(rows,)`, output weight
     `(candidates, hidden)` and bias `(candidates,)` (the output layer's rows of the candidate ids), exclude
     `(1 or rows, candidates)`; with `num_rest` > 0 (a shortlist) then the output layer's low-rank projection
     `(rank, hidden)`, factor `(num_rest, rank)` and bias `(num_rest,)` of the ids not scored, which estimate their
@@ -94,10 +95,11 @@ class BeamStep(InferenceProgram):
     """
 
     def __init__(self, decoder: HybridBlock, beam_size: int, num_candidates: int, num_rest: int = 0,
-                 rank: int = 0, **kwargs):
+                 rank: int = 0, rows_per_source: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.decoder = decoder
         self._beam_size = beam_size
+        self._rows_per_source = rows_per_source
         self._num_candidates = num_candidates
         self._num_rest = num_rest
         self._rank = rank
@@ -105,7 +107,8 @@ class BeamStep(InferenceProgram):
     def hybrid_forward(self, F, previous, origin, encoded, keys, source_length, weight, bias, exclude, *inputs):
         rest, states = (inputs[:3], inputs[3:]) if self._num_rest else ((), inputs)
         states = [F.take(s, origin) for s in states]
-        hidden, attention, new_states = self.decoder.step_hidden(F, previous, encoded, keys, source_length, states)
+        hidden, attention, new_states = self.decoder.step_hidden(F, previous, encoded, keys, source_length, states,
+                                                                 self._rows_per_source)
         logits = F.FullyConnected(hidden, weight, bias, num_hidden=self._num_candidates)
         if self._num_rest:
             projection, rest_factor, rest_bias = rest
@@ -118,8 +121,10 @@ class BeamStep(InferenceProgram):
 
 
 def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], ctx, rest_rank: int = REST_RANK):
-    """-> step((previous, origin), encoded, states, exclude) returning (packed, attention, new states);
-    `exclude(candidates)` gives the step's exclusion array. With candidate ids and `rest_rank` > 0,
+    """-> (step, per_sentence): step((previous, origin), encoded, states, exclude) returning (packed, attention,
+    new states); `exclude(candidates)` gives the step's exclusion array. `per_sentence`: the step takes the encoded
+    source's arrays but the last once per sentence (a step program's attention reads a beam's source once; see
+    `_BeamSource`), else every array repeated per beam row (`decode_step`). With candidate ids and `rest_rank` > 0,
     log-probabilities are normalised over the whole vocabulary: exactly for models without a step program, with
     the logits of the other ids estimated through the output layer's rank-`rest_rank` factors for those with one;
     `rest_rank` 0 normalises over the candidates only (Sockeye 1.x's and Marian's shortlists)."""
@@ -137,13 +142,13 @@ def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], c
         size = weight.shape[0]
         per_row = min(beam_size, size)
         num_rest, rank = (rest[1].shape[0], rest[0].shape[0]) if rest else (0, 0)
-        program = model.program(("beam", per_row, size, num_rest, rank),
-                                lambda m: BeamStep(m.decoder, per_row, size, num_rest, rank))
+        program = model.program(("beam", per_row, size, num_rest, rank, beam_size),
+                                lambda m: BeamStep(m.decoder, per_row, size, num_rest, rank, beam_size))
 
         def fused_step(inputs, encoded, states, exclude):
             outputs = program(*inputs, *encoded, weight, bias, exclude(size), *rest, *states)
             return outputs[0], outputs[1], list(outputs[2:])
-        return fused_step
+        return fused_step, True
 
     columns = None if candidate_ids is None else mx.nd.array(candidate_ids, ctx=ctx, dtype="int64")
 
@@ -158,7 +163,29 @@ def _step_function(model, beam_size: int, candidate_ids: Optional[np.ndarray], c
             log_probs = mx.nd.take(log_probs, columns, axis=1)
         width = log_probs.shape[1]
         return row_candidates(mx.nd, log_probs, exclude(width), min(beam_size, width)), attention, new_states
-    return generic_step
+    return generic_step, False
+
+
+class _BeamSource:
+    """The encoded source as a step takes it, for the sentences still decoding. `per_sentence`: every array but
+    the last (the source lengths) once per sentence, the last per beam row; otherwise every array per beam row."""
+
+    def __init__(self, encoded, beam_size: int, per_sentence: bool):
+        self._k = beam_size
+        self._per_sentence = per_sentence
+        last = len(encoded) - 1
+        self.arrays = type(encoded)(*(a if per_sentence and i < last else mx.nd.repeat(a, beam_size, axis=0)
+                                      for i, a in enumerate(encoded)))
+
+    def keep(self, kept_sentences: np.ndarray) -> None:
+        """Keep the sentences `kept_sentences` (positions among those still decoding, in order)."""
+        ctx = self.arrays[0].context
+        sentences = mx.nd.array(kept_sentences, ctx=ctx, dtype="int64")
+        rows = mx.nd.array((kept_sentences[:, None] * self._k + np.arange(self._k)).reshape(-1), ctx=ctx,
+                           dtype="int64")
+        last = len(self.arrays) - 1
+        self.arrays = type(self.arrays)(*(mx.nd.take(a, sentences if self._per_sentence and i < last else rows)
+                                          for i, a in enumerate(self.arrays)))
 
 
 class _Exclusions:
@@ -254,12 +281,12 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
     ctx = source.context
     batch, k = source.shape[0], beam_size
     rows = batch * k
-    encoded, states = model.encode(source, source_length)
-    encoded = type(encoded)(*(mx.nd.repeat(a, k, axis=0) for a in encoded))
-    states = [mx.nd.repeat(s, k, axis=0) for s in states]
     if candidate_ids is not None and tuple(candidate_ids[:len(RESERVED_IDS)]) != RESERVED_IDS:
         raise ValueError("candidate ids must start with the reserved ids 0..3")
-    step = _step_function(model, k, candidate_ids, ctx, rest_rank)
+    step, per_sentence = _step_function(model, k, candidate_ids, ctx, rest_rank)
+    encoded, states = model.encode(source, source_length)
+    beam_source = _BeamSource(encoded, k, per_sentence)
+    states = [mx.nd.repeat(s, k, axis=0) for s in states]
     # Per hypothesis row of the whole batch (host): score, finished, steps left, length.
     scores = np.full(rows, _NEG_INF, dtype=np.float32)
     scores[::k] = 0.0
@@ -278,7 +305,7 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
     previous = np.full(rows, BOS_ID, dtype=np.float32)
     step_inputs = _StepInputs(ctx)
     for _ in range(int(remaining.max()) + 1):
-        packed, attention, states = step(step_inputs.fill(previous, origin), encoded, states,
+        packed, attention, states = step(step_inputs.fill(previous, origin), beam_source.arrays, states,
                                          exclusions.for_rows(active_rows))
         packed = packed.asnumpy()                              # the one host synchronisation of a step
         per_row = (packed.shape[1] - 1) // 2                    # beam, or the candidates when fewer
@@ -327,8 +354,7 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
         still = ~finished[active_rows].reshape(active, k).all(axis=1)      # sentences that go on
         if not still.all():
             kept = np.flatnonzero(np.repeat(still, k))                    # this step's device rows that stay
-            kept_nd = mx.nd.array(kept, ctx=ctx, dtype="int64")
-            encoded = type(encoded)(*(mx.nd.take(a, kept_nd) for a in encoded))
+            beam_source.keep(np.flatnonzero(still))
             origin, active_rows = origin[kept], active_rows[kept]
         previous = emitted[active_rows].astype(np.float32)
     final_scores = scores / length_penalty(lengths, alpha, beta)

@@ -35,30 +35,37 @@ class Attention(HybridBlock):
                 self.query_projection = nn.Dense(num_hidden, flatten=False, in_units=query_size, prefix="query_")
                 self.score_vector = nn.Dense(1, flatten=False, use_bias=False, in_units=num_hidden, prefix="score_")
 
-    def hybrid_forward(self, F, query, keys, values, source_length, one_step_for_training=False, flat_step=False):
+    def hybrid_forward(self, F, query, keys, values, source_length, one_step_for_training=False, flat_step=False,
+                       rows_per_source=1):
         """query `(batch, steps, q)`, keys `(batch, src_len, k)`, values `(batch, src_len, v)`, source_length `(batch,)`.
 
         Returns context `(batch, steps, v)` and weights `(batch, steps, src_len)`; padded positions get weight 0.
         `one_step_for_training` (steps must be 1): the same values, computed so that the backward pass is cheap.
-        `flat_step`: one inference step without the steps axis: query `(batch, q)` -> context `(batch, v)`,
-        weights `(batch, src_len)`.
+        `flat_step`: one inference step without the steps axis: query `(rows, q)` -> context `(rows, v)`, weights
+        `(rows, src_len)`, source_length `(rows,)`; keys and values hold one source for every `rows_per_source`
+        consecutive rows (the hypotheses of a beam: `(rows / rows_per_source, src_len, ·)`), so the beam's rows read
+        their source once: one matrix product per source for the context instead of one per row.
         """
         if flat_step:
-            scores = self._flat_scores(F, query, keys)                         # (batch, src_len)
+            scores = self._flat_scores(F, query, keys, rows_per_source)                   # (rows, src_len)
             weights = F.softmax(scores, length=source_length.astype("int32"), axis=-1, use_length=True)
-            return F.reshape(F.batch_dot(F.expand_dims(weights, axis=1), values), shape=(0, -1)), weights
+            context = F.batch_dot(F.reshape(weights, shape=(-4, -1, rows_per_source, 0)), values)
+            return F.reshape(context, shape=(-3, 0)), weights
         scores = self._scores(F, query, keys, one_step_for_training)      # (batch, steps, src_len)
         lengths = F.broadcast_like(F.expand_dims(source_length, axis=1), F.slice_axis(scores, axis=2, begin=0, end=1)
                                    .reshape((0, 0)), lhs_axes=(1,), rhs_axes=(1,)).astype("int32")
         weights = F.softmax(scores, length=lengths, axis=-1, use_length=True)
         return F.batch_dot(weights, values), weights
 
-    def _flat_scores(self, F, query, keys):
-        """query `(batch, q)` -> scores `(batch, src_len)`, with the fewest operators (one inference step)."""
+    def _flat_scores(self, F, query, keys, rows_per_source):
+        """query `(rows, q)`, keys `(rows / rows_per_source, src_len, k)` -> scores `(rows, src_len)`, with the
+        fewest operators (one inference step)."""
         if self._type == "mlp":
-            hidden = F.broadcast_add(F.expand_dims(self.query_projection(query), axis=1), keys)
-            return F.reshape(self.score_vector(F.Activation(hidden, act_type="tanh")), shape=(0, -1))
-        return F.reshape(self._scores(F, F.expand_dims(query, axis=1), keys, False), shape=(0, -1))
+            projected = F.reshape(self.query_projection(query), shape=(-4, -1, rows_per_source, 0))
+            hidden = F.broadcast_add(F.expand_dims(projected, axis=2), F.expand_dims(keys, axis=1))
+            return F.reshape(self.score_vector(F.Activation(hidden, act_type="tanh")), shape=(-3, -1))
+        grouped = F.reshape(query, shape=(-4, -1, rows_per_source, 0))                  # (sources, per source, q)
+        return F.reshape(self._scores(F, grouped, keys, False), shape=(-3, 0))
 
     def _scores(self, F, query, keys, one_step_for_training):
         if self._type == "mlp":

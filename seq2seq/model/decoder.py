@@ -99,19 +99,20 @@ class Decoder(HybridBlock):
         hidden, weights, new_states = self.step_hidden(F, previous_ids, encoded, keys, source_length, list(states))
         return tuple([self.output_layer(hidden), weights] + new_states)
 
-    def step_hidden(self, F, previous_ids, encoded, keys, source_length, states):
+    def step_hidden(self, F, previous_ids, encoded, keys, source_length, states, rows_per_source=1):
         """One inference step up to the output layer (no dropout), on batch-major 2-D arrays throughout:
-        previous_ids `(batch,)`, states a list of `(batch, hidden)` -> attention hidden state `(batch, hidden)`,
-        attention `(batch, src_len)`, new states."""
+        previous_ids `(rows,)`, source_length `(rows,)`, states a list of `(rows, hidden)` -> attention hidden state
+        `(rows, hidden)`, attention `(rows, src_len)`, new states. encoded and keys hold one source for every
+        `rows_per_source` consecutive rows (a beam's hypotheses): `(rows / rows_per_source, src_len, ·)`."""
         return self.run_hidden(F, self.embedding(previous_ids), states, encoded, keys, source_length,
-                               dropout=False, flat_step=True)
+                               dropout=False, flat_step=True, rows_per_source=rows_per_source)
 
     def embed(self, F, target_ids):
         """target_ids `(batch, steps)` -> time-major embeddings `(steps, batch, embed)`, dropout applied."""
         return F.transpose(self.embed_dropout(self.embedding(target_ids)), axes=(1, 0, 2))
 
     def run_hidden(self, F, embedded, states, encoded, keys, source_length, whole_sequence=False,
-                   for_training=False, dropout=True, flat_step=False):
+                   for_training=False, dropout=True, flat_step=False, rows_per_source=1):
         """Run the RNN layers and the attention over `steps` target positions.
 
         embedded `(steps, batch, embed)` time-major; states: list of `(batch, hidden)`. `whole_sequence` runs each
@@ -121,7 +122,9 @@ class Decoder(HybridBlock):
         Returns the attention hidden states `(batch, steps, hidden)` (before the output layer), the attention
         weights `(batch, steps, src_len)` and the new states.
         `flat_step`: one step with every array batch-major and without the steps axis (embedded `(batch, embed)`,
-        returns `(batch, hidden)` and `(batch, src_len)`): no reshaping operators in an inference step's graph.
+        returns `(batch, hidden)` and `(batch, src_len)`): no reshaping operators in an inference step's graph;
+        `rows_per_source` then says how many consecutive rows share each source of encoded and keys (see
+        `step_hidden`).
         """
         config = self._config
         one_step = for_training and not whole_sequence
@@ -145,13 +148,14 @@ class Decoder(HybridBlock):
                 output = output + previous_output
             if index == 0 and self._attention_below:
                 context, weights = self.attention(batch_major(output), keys, encoded, source_length, one_step,
-                                                  flat_step)
+                                                  flat_step, rows_per_source)
             previous_output = output
             layer_input = F.concat(output, batch_major(context), dim=time_axis) if self._attention_below \
                 else output
         top = batch_major(previous_output)                      # (batch, steps, hidden) or (batch, hidden)
         if context is None:
-            context, weights = self.attention(top, keys, encoded, source_length, one_step, flat_step)
+            context, weights = self.attention(top, keys, encoded, source_length, one_step, flat_step,
+                                              rows_per_source)
         attention_hidden = self.attention_hidden(F.concat(top, context, dim=time_axis))
         if dropout:
             attention_hidden = self.hidden_dropout(attention_hidden)

@@ -299,3 +299,40 @@ def test_one_program_search_equals_the_stepwise_reference(real_model, beam_size)
             assert hypothesis.token_ids == reference.token_ids
             np.testing.assert_allclose(hypothesis.score, reference.score, rtol=1e-5)
             np.testing.assert_allclose(hypothesis.attention, reference.attention, rtol=1e-5, atol=1e-6)
+
+
+ATTENTION_CONFIGS = {
+    "dot": {"rnn_attention_type": "dot"},
+    "bilinear": {"rnn_attention_type": "bilinear"},
+    "fixed": {"rnn_attention_type": "fixed"},
+    "mlp-below-two-layers": {"num_layers_decoder": 2, "rnn_attention_in_upper_layers": True},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ATTENTION_CONFIGS))
+def test_the_step_program_reading_each_source_once_per_beam_equals_decode_step(name):
+    """The step program's attention reads each sentence's encoded source once for its beam's rows; decode_step
+    (the generic path) gets every array repeated per row. Same outputs for every attention type, also once a
+    sentence has finished and left the batch (limit 5)."""
+    config = ModelConfig(source_vocab_size=15, target_vocab_size=12, num_embed_source=8, num_embed_target=8,
+                         rnn_num_hidden=12, rnn_attention_num_hidden=8, input_feeding=False, max_seq_len_source=10,
+                         max_seq_len_target=10, **ATTENTION_CONFIGS[name])
+    mx.random.seed(3)
+    model = Seq2SeqModel(config)
+    model.initialize_parameters(mx.init.Xavier(magnitude=3.0), mx.cpu())
+    model.hybridize()
+
+    class StepOnly:
+        def __init__(self, model):
+            self.encode, self.decode_step = model.encode, model.decode_step
+
+    source, source_length = batch_of(SOURCES)
+    limits = np.array([9, 5, 11])
+    for beam_size in (1, 4):
+        expected = beam_search(StepOnly(model), source, source_length, limits, beam_size, 0.8, 1.0,
+                               return_attention=True)
+        found = beam_search(model, source, source_length, limits, beam_size, 0.8, 1.0, return_attention=True)
+        for hypothesis, reference in zip(found, expected):
+            assert hypothesis.token_ids == reference.token_ids
+            np.testing.assert_allclose(hypothesis.score, reference.score, rtol=1e-5)
+            np.testing.assert_allclose(hypothesis.attention, reference.attention, rtol=1e-5, atol=1e-6)
