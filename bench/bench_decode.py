@@ -15,8 +15,9 @@ Paths, each its own `Translator` over the same model directory:
    Moses-tokenised lower-cased words, same beam, batch and threads), `--repeats` each; sentences/s and output
    tokens/s (tokens + </s>), medians.
 3. Quality: sacreBLEU (cased, 13a) of each path against the raw references; the shortlist's coverage (the
-   share of the full search's output tokens that each sentence's own shortlist holds); the number of outputs
-   of `full` that differ from `previous` (should be 0).
+   share of the full search's output tokens that the candidates scored hold: each sentence alone, as
+   one-sentence requests are decoded, and in the batches of the validation pass); the number of outputs of
+   `full` that differ from `previous` (should be 0).
 `--sweep`: BLEU, coverage, candidates and speed over a grid of shortlist_k × shortlist_frequent, from a
 table estimated here on the training pairs (`--train-rec`), to choose the defaults.
 `--search-options`: BLEU with n-gram blocking and with the coverage penalty (each alone), and how many outputs
@@ -51,7 +52,7 @@ from bench import onmt_peer, previous_release  # noqa: E402
 from bench.one_program_search import beam_search as previous_search  # noqa: E402
 from bench.results_io import relative, save_results  # noqa: E402
 from seq2seq.inference.search import beam_search  # noqa: E402
-from seq2seq.inference.translator import DecodeOptions, Translator  # noqa: E402
+from seq2seq.inference.translator import DecodeOptions, Translator, length_sorted_batches  # noqa: E402
 from seq2seq.shared_data import shared_data_dir  # noqa: E402
 
 RESULTS_PATH = REPO_ROOT / "bench" / "results" / "decode.json"
@@ -206,14 +207,14 @@ def sweep(model: Path, train_rec: Path, sentences, references, beam_size: int, b
         for frequent in SWEEP_FREQUENT:
             translator.shortlist = stored.with_sizes(k, frequent)
             sizes = [candidate_count(translator.shortlist, [ids[i] for i in chunk], target_size)
-                     for chunk in length_sorted_chunks(ids, batch_sentences)]
+                     for chunk in length_sorted_batches(ids, batch_sentences)]
             start = time.perf_counter()
             found = translator.translate_text(sentences, options)
             seconds = time.perf_counter() - start
             rows.append({"k": k, "frequent": frequent, "bleu": bleu(found, references),
                          "coverage": round(translator.shortlist.coverage(ids, [t.target_ids for t in full]), 5),
-                         "batch_coverage": round(batch_coverage(translator.shortlist, ids, [t.target_ids for t in full],
-                                                                batch_sentences), 5),
+                         "batch_coverage": round(translator.shortlist.coverage(
+                             ids, [t.target_ids for t in full], length_sorted_batches(ids, batch_sentences)), 5),
                          "differing_from_full": differing(full, found),
                          "mean_candidates": round(float(np.mean(sizes)), 1),
                          "single_sentence_mean_candidates": round(float(np.mean(
@@ -222,20 +223,6 @@ def sweep(model: Path, train_rec: Path, sentences, references, beam_size: int, b
             print(rows[-1], flush=True)
     return {"benchmark": "decode_shortlist_sweep", "model": relative(model), "beam_size": beam_size,
             "batch_sentences": batch_sentences, "environment": ENVIRONMENT, "rows": rows}
-
-
-def batch_coverage(shortlist, ids, outputs, batch_sentences: int) -> float:
-    """Share of the tokens of `outputs` (the full search's) that their decoding batch's candidates hold: the
-    sentences cut into length-sorted batches as `Translator` cuts them, each batch's shortlist padded as decoding
-    pads it (`Shortlist.coverage` is the stricter per-sentence share, what a one-sentence request gets)."""
-    held = total = 0
-    for chunk in length_sorted_chunks(ids, batch_sentences):
-        candidates = shortlist.candidates([ids[i] for i in chunk])
-        for i in chunk:
-            emitted = np.asarray(outputs[i], dtype=np.int64)
-            held += len(emitted) if candidates is None else int(np.isin(emitted, candidates).sum())
-            total += len(emitted)
-    return held / total if total else 1.0
 
 
 def candidate_count(shortlist, sources, vocab_size: int) -> int:
@@ -272,11 +259,6 @@ def print_search_options(document: dict) -> None:
     for row in document["rows"]:
         print(f"{row['block_ngram_repeat']:>18} {row['coverage_penalty']:>16} {row['bleu']:>6.2f} "
               f"{row['outputs_repeating_a_trigram']:>9} {row['sentences_per_s']:>7.2f}")
-
-
-def length_sorted_chunks(ids, size):
-    order = sorted((i for i, s in enumerate(ids) if len(s)), key=lambda i: len(ids[i]))
-    return [order[start:start + size] for start in range(0, len(order), size)]
 
 
 def print_sweep(document: dict) -> None:
@@ -346,8 +328,10 @@ def main(argv=None) -> int:
     single = single_sentence_latencies(paths, sentences[:args.single], args.single_rounds, external)
     batch, outputs = validation_passes(paths, sentences, args.repeats, peer, release)
     shortlist_translator = paths["shortlist"][0]
-    coverage = shortlist_translator.shortlist.coverage(source_ids(shortlist_translator, sentences),
-                                                       [t.target_ids for t in outputs["full"]])
+    ids, full_ids = source_ids(shortlist_translator, sentences), [t.target_ids for t in outputs["full"]]
+    coverage = shortlist_translator.shortlist.coverage(ids, full_ids)
+    batch_coverage = shortlist_translator.shortlist.coverage(ids, full_ids,
+                                                             length_sorted_batches(ids, args.batch_sentences))
     results = {name: {"single_sentence": single.get(name), "validation_set": batch[name]} for name in batch}
     for name in outputs:
         results[name]["bleu"] = bleu(outputs[name], references)
@@ -361,6 +345,7 @@ def main(argv=None) -> int:
                                                 / old["validation_set"]["sentences_per_s"], 2),
         "bleu_shortlist_minus_full": round(new["bleu"] - results["full"]["bleu"], 2),
         "shortlist_coverage_of_full_output": round(coverage, 5),
+        "batch_shortlist_coverage_of_full_output": round(batch_coverage, 5),
         "full_outputs_differing_from_previous": differing(outputs["full"], outputs["previous"]),
     }
     if "previous_release" in batch:

@@ -54,14 +54,20 @@ class Shortlist:
         extra = self.by_frequency[~np.isin(self.by_frequency, chosen)][:size - len(chosen)]
         return np.sort(np.concatenate([chosen, extra.astype(np.int64)]))
 
-    def coverage(self, sources: List[List[int]], outputs: List[List[int]]) -> float:
-        """Share of the tokens of `outputs` (e.g. the full search's translations of `sources`) that each
-        sentence's own shortlist holds; 1.0 when there are none."""
+    def coverage(self, sources: List[List[int]], outputs: List[List[int]],
+                 batches: Optional[List[List[int]]] = None) -> float:
+        """Share of the tokens of `outputs` (e.g. the full search's translations of `sources`) that the candidates
+        scored when decoding them hold: each batch's `candidates` (padded as decoding pads them; every token when
+        the whole vocabulary is scored). `batches`: lists of indices into `sources`, decoded together (e.g.
+        `translator.length_sorted_batches`); None decodes each sentence alone, as one-sentence requests are.
+        1.0 when there are no tokens."""
         held = total = 0
-        for source, output in zip(sources, outputs):
-            allowed = self.union([source])
-            held += int(np.isin(np.asarray(output, dtype=np.int64), allowed).sum())
-            total += len(output)
+        for batch in batches if batches is not None else [[i] for i in range(len(sources))]:
+            candidates = self.candidates([sources[i] for i in batch])
+            for i in batch:
+                emitted = np.asarray(outputs[i], dtype=np.int64)
+                held += len(emitted) if candidates is None else int(np.isin(emitted, candidates).sum())
+                total += len(emitted)
         return held / total if total else 1.0
 
 

@@ -65,6 +65,13 @@ def max_output_length(config: ModelConfig, source_length: int, requested: Option
     return max(1, min(cap, derived if requested is None else cap)) + 1
 
 
+def length_sorted_batches(sources: List[List[int]], batch_sentences: int) -> List[List[int]]:
+    """How `Translator` batches: the indices of the non-empty `sources`, shortest first, cut into lists of at
+    most `batch_sentences`."""
+    order = sorted((i for i, s in enumerate(sources) if len(s)), key=lambda i: len(sources[i]))
+    return [order[start:start + batch_sentences] for start in range(0, len(order), batch_sentences)]
+
+
 class Translator:
     """Owns a loaded model and its vocabularies; thread-compatible, not thread-safe (serialize calls)."""
 
@@ -117,9 +124,7 @@ class Translator:
         options = options or self.default_options
         results: List[Optional[Translation]] = [None] * len(sources)
         limit = self.max_seq_len_source
-        order = sorted((i for i, s in enumerate(sources) if len(s)), key=lambda i: len(sources[i]))
-        for start in range(0, len(order), self.batch_sentences):
-            chunk = order[start:start + self.batch_sentences]
+        for chunk in length_sorted_batches(sources, self.batch_sentences):
             truncated = [list(sources[i][:limit]) for i in chunk]
             for index, translation in zip(chunk, self._translate_batch(truncated, options)):
                 results[index] = replace(translation, source_truncated=len(sources[index]) > limit)

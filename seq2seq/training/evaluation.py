@@ -66,7 +66,8 @@ def bleu_sample(num_sentences: int, total: int) -> range:
 
 class ValidationDecoding(NamedTuple):
     """What decoding the validation sample measured: BLEU, and the share of the (full) search's output tokens
-    that each sentence's shortlist holds (None without a shortlist)."""
+    that the shortlist's candidates for each sentence alone hold, as a one-sentence request is decoded (None
+    without a shortlist)."""
 
     bleu: float
     shortlist_coverage: Optional[float]

@@ -71,7 +71,21 @@ def test_frequency_order_and_candidates():
     assert set(shortlist.union([[4], [5]]).tolist()) <= set(candidates.tolist())
     assert 5 in candidates.tolist()                      # topped up with the next most frequent id
     assert Shortlist(translations, by_frequency[:300], 2, 2).candidates([[4]]) is None   # 256 of 300: all
-    assert shortlist.coverage([[4], [5]], [[100, 9], [103, 104]]) == 0.75
+
+
+def test_coverage_counts_the_candidates_decoding_scores():
+    by_frequency = target_frequency_order([np.array([9, 9, 9, 7, 7, 5])], 2000)      # then 0, 1, 2, ... by id
+    translations = np.full((20, 2), PAD_ID, dtype=np.int32)
+    translations[4] = [1000, 1001]
+    translations[5] = [1002, 1003]
+    shortlist = Shortlist(translations, by_frequency, k=2, frequent=2)
+    outputs = [[1000, 9, 1002, 200], [1003, 1500]]
+    # Alone, [4] scores 1000 (its row), 9 (frequent) and 200 (topped up to 256 ids), not 1002 (the row of 5).
+    assert shortlist.coverage([[4], [5]], outputs) == 4 / 6
+    # Decoded in one batch, the sentences share their rows.
+    assert shortlist.coverage([[4], [5]], outputs, batches=[[0, 1]]) == 5 / 6
+    # When the whole vocabulary is scored, everything is held.
+    assert Shortlist(translations, by_frequency[:300], 2, 2).coverage([[4]], [[299, 1]]) == 1.0
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import sacrebleu
 
 from seq2seq.data.dataset import ParallelData
 from seq2seq.data.vocab import build_vocabulary
+from seq2seq.inference.search import RESERVED_IDS
 from seq2seq.inference.translator import DecodeOptions, Translator
 from seq2seq.training import evaluation
 from tests.untrained_model import save_untrained_model
@@ -55,19 +56,22 @@ def test_a_stop_request_between_chunks_gives_none(translator, monkeypatch):
     assert len(calls) == 3
 
 
-def test_with_a_shortlist_the_coverage_of_the_full_search_is_reported(translator):
+def test_with_a_shortlist_the_coverage_of_the_full_search_is_reported(translator, monkeypatch):
+    from seq2seq.inference import shortlist as shortlist_module
     from seq2seq.inference.shortlist import Shortlist
 
+    monkeypatch.setattr(shortlist_module, "CANDIDATE_SIZES", (5,))     # no top-up: the reserved ids and one more
     data = sample_data(10)
     options = DecodeOptions(beam_size=2)
     full = translator.translate_ids([list(s) for s in data.sources], options)
-    emitted = sorted({t for translation in full for t in translation.target_ids})
+    emitted = sorted({t for translation in full for t in translation.target_ids} - set(RESERVED_IDS))
     assert len(emitted) >= 2
     vocab_size = len(translator.source_vocab)
-    # Every source id's shortlist holds only the first emitted id: coverage = that id's share of the output.
+    # Every source id's shortlist holds only the first emitted word: the candidates are it and the reserved ids.
     shortlist = Shortlist(np.full((vocab_size, 1), emitted[0], dtype=np.int32),
                           np.arange(len(translator.target_vocab), dtype=np.int32), 1, 0)
     decoded = evaluation.validation_bleu(translator.model, data, translator.source_vocab, translator.target_vocab,
                                          mx.cpu(), options, -1, shortlist=shortlist)
     outputs = [t for translation in full for t in translation.target_ids]
-    assert decoded.shortlist_coverage == pytest.approx(outputs.count(emitted[0]) / len(outputs))
+    held = sum(t in RESERVED_IDS or t == emitted[0] for t in outputs)
+    assert decoded.shortlist_coverage == pytest.approx(held / len(outputs)) and held < len(outputs)
