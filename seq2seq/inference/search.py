@@ -171,18 +171,16 @@ class _BeamSource:
     the last (the source lengths) once per sentence, the last per beam row; otherwise every array per beam row."""
 
     def __init__(self, encoded, beam_size: int, per_sentence: bool):
-        self._k = beam_size
         self._per_sentence = per_sentence
         last = len(encoded) - 1
         self.arrays = type(encoded)(*(a if per_sentence and i < last else mx.nd.repeat(a, beam_size, axis=0)
                                       for i, a in enumerate(encoded)))
 
-    def keep(self, kept_sentences: np.ndarray) -> None:
-        """Keep the sentences `kept_sentences` (positions among those still decoding, in order)."""
+    def keep(self, kept_sentences: np.ndarray, kept_rows: np.ndarray) -> None:
+        """Keep the sentences `kept_sentences` (positions among those still decoding, in order), whose beam rows
+        are `kept_rows`."""
         ctx = self.arrays[0].context
-        sentences = mx.nd.array(kept_sentences, ctx=ctx, dtype="int64")
-        rows = mx.nd.array((kept_sentences[:, None] * self._k + np.arange(self._k)).reshape(-1), ctx=ctx,
-                           dtype="int64")
+        sentences, rows = (mx.nd.array(a, ctx=ctx, dtype="int64") for a in (kept_sentences, kept_rows))
         last = len(self.arrays) - 1
         self.arrays = type(self.arrays)(*(mx.nd.take(a, sentences if self._per_sentence and i < last else rows)
                                           for i, a in enumerate(self.arrays)))
@@ -354,7 +352,7 @@ def beam_search(model, source: mx.nd.NDArray, source_length: mx.nd.NDArray, max_
         still = ~finished[active_rows].reshape(active, k).all(axis=1)      # sentences that go on
         if not still.all():
             kept = np.flatnonzero(np.repeat(still, k))                    # this step's device rows that stay
-            beam_source.keep(np.flatnonzero(still))
+            beam_source.keep(np.flatnonzero(still), kept)
             origin, active_rows = origin[kept], active_rows[kept]
         previous = emitted[active_rows].astype(np.float32)
     final_scores = scores / length_penalty(lengths, alpha, beta)

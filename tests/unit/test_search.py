@@ -280,15 +280,18 @@ def test_max_output_length_rule():
     assert max_output_length(config, 3, requested=100) == 20 + 1
 
 
+class StepOnly:
+    """A model seen only through encode / decode_step: the search's generic path."""
+
+    def __init__(self, model):
+        self.encode, self.decode_step = model.encode, model.decode_step
+
+
 @pytest.mark.parametrize("beam_size", [1, 3, 5])
 def test_one_program_search_equals_the_stepwise_reference(real_model, beam_size):
     """The fused step program (decoder, selection, reordering in one graph) and the generic path (decode_step,
     then the selection program) give exactly the outputs of the step-by-step search they replaced."""
     from bench.reference_search import reference_beam_search
-
-    class StepOnly:                       # the same model seen only through encode / decode_step
-        def __init__(self, model):
-            self.encode, self.decode_step = model.encode, model.decode_step
 
     source, source_length = batch_of(SOURCES)
     limits = np.array([9, 5, 11])
@@ -321,11 +324,6 @@ def test_the_step_program_reading_each_source_once_per_beam_equals_decode_step(n
     model = Seq2SeqModel(config)
     model.initialize_parameters(mx.init.Xavier(magnitude=3.0), mx.cpu())
     model.hybridize()
-
-    class StepOnly:
-        def __init__(self, model):
-            self.encode, self.decode_step = model.encode, model.decode_step
-
     source, source_length = batch_of(SOURCES)
     limits = np.array([9, 5, 11])
     for beam_size in (1, 4):
