@@ -58,13 +58,9 @@ class Attention(HybridBlock):
         return F.batch_dot(weights, values), weights
 
     def _flat_scores(self, F, query, keys, rows_per_source):
-        """query `(rows, q)`, keys `(rows / rows_per_source, src_len, k)` -> scores `(rows, src_len)`, with the
-        fewest operators (one inference step)."""
-        if self._type == "mlp":
-            projected = F.reshape(self.query_projection(query), shape=(-4, -1, rows_per_source, 0))
-            hidden = F.broadcast_add(F.expand_dims(projected, axis=2), F.expand_dims(keys, axis=1))
-            return F.reshape(self.score_vector(F.Activation(hidden, act_type="tanh")), shape=(-3, -1))
-        grouped = F.reshape(query, shape=(-4, -1, rows_per_source, 0))                  # (sources, per source, q)
+        """query `(rows, q)`, keys `(rows / rows_per_source, src_len, k)` -> scores `(rows, src_len)`: the
+        queries grouped per source `(sources, rows_per_source, q)` are that source's steps for `_scores`."""
+        grouped = F.reshape(query, shape=(-4, -1, rows_per_source, 0))
         return F.reshape(self._scores(F, grouped, keys, False), shape=(-3, 0))
 
     def _scores(self, F, query, keys, one_step_for_training):
